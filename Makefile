@@ -1,0 +1,74 @@
+# ServerlessOS build. `make` builds build/slos and build/guest/testos.elf;
+# `make asan` the same VMM under ASan+UBSan in build-asan/; `make test` runs
+# every test (plain and sanitized); `make demo` boots the project kernel.
+CC      ?= cc
+O       ?= build
+CSTD    := -std=gnu11
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += $(CSTD) $(WARN) -D_GNU_SOURCE -I. -MMD -MP
+LDLIBS  += -lpthread -llzma -llz4 -lzstd
+SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/virtio/*.c fabric/*.c balancer/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
+MAIN_OBJ := $(O)/vmm/main.o
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/unit/%)
+BENCH_SRCS := $(wildcard bench/*/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(BENCH_SRCS))
+
+.PHONY: all asan test unit demo fuzz clean deps linux-guest format
+all: $(O)/slos $(O)/guest/testos.elf $(BENCH_BINS)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(O)/libslos.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(O)/slos: $(MAIN_OBJ) $(O)/libslos.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) $(LDLIBS)
+
+$(O)/tests/unit/%: tests/unit/%.c $(O)/libslos.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(O)/libslos.a -o $@ $(LDFLAGS) -lcriterion $(LDLIBS)
+
+$(O)/bench/%: bench/%.c $(O)/libslos.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(O)/libslos.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+include guest/testos/testos.mk
+-include tests/fuzz/fuzz.mk
+
+asan:
+	$(MAKE) O=build-asan CC=clang CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
+		build-asan/slos $(patsubst $(O)/%,build-asan/%,$(UNIT_BINS))
+
+deps:
+	scripts/install-deps.sh
+
+linux-guest: all
+	scripts/build-linux-guest.sh $(O)/linux
+
+unit: $(UNIT_BINS)
+	tests/run-unit.sh $(O)
+
+test: deps
+	$(MAKE) all $(UNIT_BINS)
+	$(MAKE) asan
+	tests/run-all.sh
+
+demo: deps
+	$(MAKE) all
+	scripts/demo.sh
+
+format:
+	clang-format -i $(shell find vmm fabric balancer tests bench guest/testos -name '*.[ch]')
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(O) -name '*.d' 2>/dev/null)
