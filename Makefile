@@ -7,7 +7,7 @@ CSTD    := -std=gnu11
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) -D_GNU_SOURCE -I. -MMD -MP
-LDLIBS  += -lpthread -llzma -llz4 -lzstd
+LDLIBS  += -lpthread -llzma -llz4 -lzstd -lz
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/virtio/*.c fabric/*.c balancer/*.c))
@@ -15,10 +15,12 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
 MAIN_OBJ := $(O)/vmm/main.o
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/unit/%)
+INTEG_SRCS := $(filter-out tests/integration/harness.c,$(wildcard tests/integration/*.c))
+INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(O)/tests/integration/%)
 BENCH_SRCS := $(wildcard bench/*/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(BENCH_SRCS))
 
-.PHONY: all asan test unit demo fuzz clean deps linux-guest format
+.PHONY: all asan tests test demo fuzz clean deps linux-guest format
 all: $(O)/slos $(O)/guest/testos.elf $(BENCH_BINS)
 
 $(O)/%.o: %.c
@@ -36,16 +38,20 @@ $(O)/tests/unit/%: tests/unit/%.c $(O)/libslos.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(O)/libslos.a -o $@ $(LDFLAGS) -lcriterion $(LDLIBS)
 
+$(O)/tests/integration/%: tests/integration/%.c tests/integration/harness.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcriterion
+
 $(O)/bench/%: bench/%.c $(O)/libslos.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(O)/libslos.a -o $@ $(LDFLAGS) $(LDLIBS)
 
-include guest/testos/testos.mk
+-include guest/testos/testos.mk
 -include tests/fuzz/fuzz.mk
 
 asan:
 	$(MAKE) O=build-asan CC=clang CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
-		build-asan/slos $(patsubst $(O)/%,build-asan/%,$(UNIT_BINS))
+		build-asan/slos $(patsubst $(O)/%,build-asan/%,$(UNIT_BINS) $(INTEG_BINS))
 
 deps:
 	scripts/install-deps.sh
@@ -53,11 +59,10 @@ deps:
 linux-guest: all
 	scripts/build-linux-guest.sh $(O)/linux
 
-unit: $(UNIT_BINS)
-	tests/run-unit.sh $(O)
+tests: all $(UNIT_BINS) $(INTEG_BINS)
 
 test: deps
-	$(MAKE) all $(UNIT_BINS)
+	$(MAKE) tests
 	$(MAKE) asan
 	tests/run-all.sh
 
@@ -71,4 +76,4 @@ format:
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJ:.o=.d)

@@ -6,7 +6,10 @@
  * guest-physical address converts to a host address by adding `hva`. RAM
  * below 3 GiB is at [0, lowmem); the rest of RAM starts at 4 GiB, leaving the
  * 32-bit MMIO hole [MEM_HOLE_START, 4 GiB) unbacked (PROT_NONE, no memslot).
- * RAM is a memfd so later subsystems (snapshots, DSM) can share or map it.
+ * RAM is private anonymous memory without huge pages: the fault engine
+ * (vmm/fault.h) serves its missing pages through userfaultfd, and dropping a
+ * page with MADV_DONTNEED makes the next guest access fault again, which is
+ * what snapshot restore and the DSM build on.
  */
 #ifndef SLOS_MEM_H
 #define SLOS_MEM_H
@@ -22,7 +25,7 @@
 /* Fixed low-memory layout the loader and the boot code agree on. */
 #define MEM_GDT	      0x0500ULL	 /* boot GDT: 0x10 code64, 0x18 data */
 #define MEM_ZEROPAGE  0x7000ULL	 /* struct boot_params */
-#define MEM_PML4      0x9000ULL	 /* boot page tables 0x9000-0xdfff */
+#define MEM_PML4      0x9000ULL	 /* boot page tables 0x9000-0xefff */
 #define MEM_CMDLINE   0x20000ULL /* kernel command line, < 64 KiB */
 #define MEM_CMDLINE_MAX 0x10000ULL
 #define MEM_EBDA      0x9fc00ULL /* [EBDA, 1 MiB) is reserved in e820 */
@@ -35,7 +38,6 @@ struct mem {
 	uint64_t size;	 /* bytes of RAM */
 	uint64_t lowmem; /* bytes of RAM below MEM_HOLE_START */
 	uint64_t top;	 /* end of the guest-physical span */
-	int memfd;
 };
 
 int mem__init(struct mem *m, uint64_t size);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install what building and testing slos needs on Debian 12; idempotent:
+# only missing packages are installed, and nothing at all when none is.
+set -euo pipefail
+
+pkgs=(
+	build-essential clang lld llvm libclang-rt-14-dev clang-format
+	linux-libc-dev pkg-config
+	liburing-dev libcriterion-dev libsodium-dev libibverbs-dev
+	liblzma-dev liblz4-dev libzstd-dev zlib1g-dev
+	spin iproute2
+	# the Linux guests (scripts/build-linux-guest.sh)
+	linux-source-6.1 busybox-static flex bison bc libelf-dev libssl-dev
+	cpio xz-utils kmod dwarves python3
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/config.h"
+
+const char config_run_usage[] =
+	"usage: slos run --kernel FILE [--initrd FILE] [--cmdline STR]\n"
+	"                [--vcpus N] [--mem SIZE] [--name NAME] [--stats]\n"
+	"                [--pvm auto|on|off]\n"
+	"  SIZE: bytes, or with a K, M, G or T suffix (512M, 2G)\n";
+
+int config__parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (toupper((unsigned char)*end)) {
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	case '\0':
+		break;
+	default:
+		return -1;
+	}
+	if (*end) {
+		end++;
+		if (toupper((unsigned char)*end) == 'B' ||
+		    (toupper((unsigned char)*end) == 'I' &&
+		     toupper((unsigned char)end[1]) == 'B'))
+			end += (*end == 'B' || *end == 'b') ? 1 : 2;
+	}
+	if (*end || v > (~0ULL >> shift))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
+
+int config__valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 64 || s[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+			return 0;
+	return 1;
+}
+
+static int bad(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
+		      size_t errlen)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "vcpus", required_argument, NULL, 'n' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "stats", no_argument, NULL, 's' },
+		{ "pvm", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char *end;
+	long n;
+	int o;
+
+	*c = (struct vm_config){ .nr_vcpus = 1, .mem_size = CONFIG_MEM_DEFAULT,
+				 .pvm = -1 };
+	optind = 1;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 'k':
+			c->kernel = optarg;
+			break;
+		case 'i':
+			c->initrd = optarg;
+			break;
+		case 'c':
+			c->cmdline = optarg;
+			break;
+		case 'n':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 1 ||
+			    n > 4096)
+				return bad(err, errlen,
+					   "--vcpus '%s': need a number from 1",
+					   optarg);
+			c->nr_vcpus = n;
+			break;
+		case 'm':
+			if (config__parse_size(optarg, &c->mem_size))
+				return bad(err, errlen,
+					   "--mem '%s': not a size (like 512M)",
+					   optarg);
+			if (c->mem_size < (16ULL << 20) ||
+			    c->mem_size % 4096 || c->mem_size > CONFIG_MEM_MAX)
+				return bad(err, errlen,
+					   "--mem '%s': need a multiple of 4K "
+					   "from 16M to 64T",
+					   optarg);
+			break;
+		case 'N':
+			if (!config__valid_name(optarg))
+				return bad(err, errlen,
+					   "--name '%s': use 1-64 of "
+					   "[A-Za-z0-9._-]",
+					   optarg);
+			c->name = optarg;
+			break;
+		case 's':
+			c->stats = true;
+			break;
+		case 'p':
+			if (!strcmp(optarg, "auto"))
+				c->pvm = -1;
+			else if (!strcmp(optarg, "on"))
+				c->pvm = 1;
+			else if (!strcmp(optarg, "off"))
+				c->pvm = 0;
+			else
+				return bad(err, errlen,
+					   "--pvm '%s': auto, on or off",
+					   optarg);
+			break;
+		case 'h':
+			return 1;
+		default:
+			return bad(err, errlen, "unknown or incomplete option '%s'",
+				   argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return bad(err, errlen, "unexpected argument '%s'",
+			   argv[optind]);
+	if (!c->kernel)
+		return bad(err, errlen, "--kernel FILE is required");
+	return 0;
+}

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vmm/config.h"
+#include "vmm/ctl.h"
+#include "vmm/vm.h"
+
+static int ctl_dir(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (getenv("SLOS_CTL_DIR"))
+		n = snprintf(buf, len, "%s", getenv("SLOS_CTL_DIR"));
+	else if (geteuid() == 0)
+		n = snprintf(buf, len, "/run/slos");
+	else if (xdg && *xdg)
+		n = snprintf(buf, len, "%s/slos", xdg);
+	else
+		n = snprintf(buf, len, "/tmp/slos-%u", (unsigned)geteuid());
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int ctl__path(const char *name, char *buf, size_t len)
+{
+	char dir[256];
+	int n;
+
+	if (!config__valid_name(name) || ctl_dir(dir, sizeof(dir)))
+		return -1;
+	n = snprintf(buf, len, "%s/%s.sock", dir, name);
+	return n < 0 || (size_t)n >= len ||
+			       (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path)
+		       ? -1
+		       : 0;
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int ctl__listen(const char *name, char *path, size_t len)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char dir[256];
+	int fd;
+
+	if (ctl_dir(dir, sizeof(dir)) || ctl__path(name, path, len)) {
+		fprintf(stderr, "slos: control socket path for '%s' too long\n",
+			name);
+		return -1;
+	}
+	if (mkdir(dir, 0700) && errno != EEXIST) {
+		fprintf(stderr, "slos: %s: %s\n", dir, strerror(errno));
+		return -1;
+	}
+	fd = connect_to(path);
+	if (fd >= 0) {
+		close(fd);
+		fprintf(stderr, "slos: a VM named '%s' is already running\n",
+			name);
+		return -1;
+	}
+	unlink(path); /* stale: its VM is gone */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 8)) {
+		fprintf(stderr, "slos: %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	chmod(path, 0600);
+	return fd;
+}
+
+int ctl__parse(const char *line, char *cmd, size_t cmdlen, char *arg,
+	       size_t arglen)
+{
+	size_t vl = strlen(CTL_VERSION);
+	const char *p, *sp;
+
+	if (strncmp(line, CTL_VERSION " ", vl + 1))
+		return -1;
+	p = line + vl + 1;
+	sp = strchr(p, ' ');
+	size_t n = sp ? (size_t)(sp - p) : strlen(p);
+	if (!n || n >= cmdlen)
+		return -1;
+	memcpy(cmd, p, n);
+	cmd[n] = 0;
+	const char *a = sp ? sp + 1 : "";
+	if (strlen(a) >= arglen)
+		return -1;
+	strcpy(arg, a);
+	return 0;
+}
+
+static void reply(int fd, const char *s)
+{
+	size_t n = strlen(s), off = 0;
+
+	while (off < n) {
+		ssize_t w = write(fd, s + off, n - off);
+		if (w <= 0)
+			return;
+		off += w;
+	}
+}
+
+static void status(struct vm *vm, char *out, size_t len)
+{
+	uint64_t exits = 0;
+
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		exits += vm->vcpus[i].st.exits;
+	snprintf(out, len,
+		 CTL_VERSION " OK {\"name\":\"%s\",\"id\":\"%s\","
+			     "\"state\":\"%s\",\"vcpus\":%u,\"mem_mib\":%llu,"
+			     "\"uptime_s\":%.3f,\"pvm\":%s,\"exits\":%llu,"
+			     "\"faults\":%llu}\n",
+		 vm->cfg.name, vm->id,
+		 atomic_load(&vm->stopping) ? "stopping" : "running",
+		 vm->cfg.nr_vcpus, (unsigned long long)(vm->cfg.mem_size >> 20),
+		 (vm__now_ns() - vm->start_ns) / 1e9,
+		 vm->pvm ? "true" : "false", (unsigned long long)exits,
+		 (unsigned long long)vm->fault.st.faults);
+}
+
+void ctl__serve(struct vm *vm, int listen_fd)
+{
+	char line[CTL_LINE_MAX], cmd[32], arg[CTL_LINE_MAX], out[1024];
+	size_t n = 0;
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	/* A client gets one second to send its line: never stall the VM's
+	 * main loop on a silent peer. */
+	while (n < sizeof(line) - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		if (poll(&p, 1, 1000) <= 0)
+			break;
+		ssize_t r = read(fd, line + n, sizeof(line) - 1 - n);
+		if (r <= 0)
+			break;
+		n += r;
+		if (memchr(line, '\n', n))
+			break;
+	}
+	line[n] = 0;
+	char *nl = strchr(line, '\n');
+	if (!nl) {
+		reply(fd, CTL_VERSION " ERR incomplete request\n");
+		goto out;
+	}
+	*nl = 0;
+	if (ctl__parse(line, cmd, sizeof(cmd), arg, sizeof(arg))) {
+		reply(fd, CTL_VERSION " ERR bad request (want '" CTL_VERSION
+				      " <command>')\n");
+	} else if (!strcmp(cmd, "status")) {
+		status(vm, out, sizeof(out));
+		reply(fd, out);
+	} else if (!strcmp(cmd, "stop")) {
+		reply(fd, CTL_VERSION " OK {\"stopping\":true}\n");
+		vm__stop(vm, VM_EXIT_OK, "stopped by control socket");
+	} else {
+		snprintf(out, sizeof(out), CTL_VERSION " ERR unknown command '%.64s'\n",
+			 cmd);
+		reply(fd, out);
+	}
+out:
+	close(fd);
+}
+
+int ctl__client(int argc, char **argv)
+{
+	char path[256], req[CTL_LINE_MAX], resp[CTL_LINE_MAX];
+	size_t n = 0;
+	int fd, len;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: slos ctl NAME status|stop\n");
+		return 2;
+	}
+	if (ctl__path(argv[1], path, sizeof(path))) {
+		fprintf(stderr, "slos: ctl: bad VM name '%s'\n", argv[1]);
+		return 2;
+	}
+	len = snprintf(req, sizeof(req), CTL_VERSION " %s", argv[2]);
+	for (int i = 3; i < argc && len > 0 && (size_t)len < sizeof(req); i++)
+		len += snprintf(req + len, sizeof(req) - len, " %s", argv[i]);
+	if (len < 0 || (size_t)len >= sizeof(req) - 1) {
+		fprintf(stderr, "slos: ctl: request too long\n");
+		return 2;
+	}
+	req[len++] = '\n';
+	fd = connect_to(path);
+	if (fd < 0) {
+		fprintf(stderr, "slos: ctl: no VM '%s' (%s: %s)\n", argv[1],
+			path, strerror(errno));
+		return 2;
+	}
+	reply(fd, req);
+	while (n < sizeof(resp) - 1) {
+		ssize_t r = read(fd, resp + n, sizeof(resp) - 1 - n);
+		if (r <= 0)
+			break;
+		n += r;
+	}
+	close(fd);
+	resp[n] = 0;
+	const char *ok = CTL_VERSION " OK ", *er = CTL_VERSION " ERR ";
+	if (!strncmp(resp, ok, strlen(ok))) {
+		fputs(resp + strlen(ok), stdout);
+		return 0;
+	}
+	if (!strncmp(resp, er, strlen(er))) {
+		fprintf(stderr, "slos: ctl: %s", resp + strlen(er));
+		return 1;
+	}
+	fprintf(stderr, "slos: ctl: malformed reply from '%s'\n", argv[1]);
+	return 1;
+}

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "vmm/fault.h"
+
+static int zero_fetch(struct fault_source *s, uint64_t gpa, void *dst)
+{
+	return 1;
+}
+
+struct fault_source fault_zero_source = {
+	.name = "zero",
+	.fetch = zero_fetch,
+};
+
+static int uffd_open(void)
+{
+	/* The syscall needs vm.unprivileged_userfaultfd or CAP_SYS_PTRACE for
+	 * faults KVM takes on the guest's behalf ("kernel" faults); the
+	 * /dev/userfaultfd node (6.1+) only needs its file mode. */
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+		if (dev >= 0) {
+			fd = ioctl(dev, _IO(0xAA, 0x00),
+				   O_CLOEXEC | O_NONBLOCK);
+			close(dev);
+		}
+	}
+	return fd;
+}
+
+static int reg_range(int uffd, uint8_t *hva, uint64_t len)
+{
+	struct uffdio_register r = {
+		.range = { .start = (uintptr_t)hva, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+
+	return ioctl(uffd, UFFDIO_REGISTER, &r);
+}
+
+int fault__init(struct fault_engine *fe, struct mem *m,
+		struct fault_source *src)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+
+	memset(fe, 0, sizeof(*fe));
+	fe->mem = m;
+	fe->src = src;
+	fe->quit_efd = -1;
+	fe->uffd = uffd_open();
+	if (fe->uffd < 0)
+		return -errno;
+	if (ioctl(fe->uffd, UFFDIO_API, &api))
+		goto fail;
+	if (reg_range(fe->uffd, m->hva, m->lowmem))
+		goto fail;
+	if (m->top > MEM_4G &&
+	    reg_range(fe->uffd, m->hva + MEM_4G, m->top - MEM_4G))
+		goto fail;
+	fe->quit_efd = eventfd(0, EFD_CLOEXEC);
+	if (fe->quit_efd < 0)
+		goto fail;
+	return 0;
+fail:;
+	int e = -errno;
+	fault__exit(fe);
+	return e;
+}
+
+/* Returns 0, or negative errno when the page could not be placed. */
+static int place(struct fault_engine *fe, uint64_t addr, bool write)
+{
+	static __thread uint8_t buf[PAGE_SIZE] __attribute__((aligned(4096)));
+	uint64_t page = addr & ~(PAGE_SIZE - 1);
+	uint64_t gpa = page - (uintptr_t)fe->mem->hva;
+	int r = fe->src->fetch(fe->src, gpa, buf);
+
+	if (r < 0)
+		return r;
+	/* A write to the shared zero page would fault again to copy it. */
+	if (r == 1 && write) {
+		memset(buf, 0, PAGE_SIZE);
+		r = 0;
+	}
+	if (r == 1) {
+		struct uffdio_zeropage z = {
+			.range = { .start = page, .len = PAGE_SIZE },
+		};
+		if (!ioctl(fe->uffd, UFFDIO_ZEROPAGE, &z)) {
+			fe->st.zero++;
+			return 0;
+		}
+	} else {
+		struct uffdio_copy c = {
+			.dst = page, .src = (uintptr_t)buf, .len = PAGE_SIZE,
+		};
+		if (!ioctl(fe->uffd, UFFDIO_COPY, &c)) {
+			fe->st.copied++;
+			return 0;
+		}
+	}
+	/* Another fault on the same page won the race: it is there now. */
+	if (errno == EEXIST) {
+		fe->st.eexist++;
+		return 0;
+	}
+	return -errno;
+}
+
+static void *fault_thread(void *arg)
+{
+	struct fault_engine *fe = arg;
+	struct pollfd p[2] = {
+		{ .fd = fe->uffd, .events = POLLIN },
+		{ .fd = fe->quit_efd, .events = POLLIN },
+	};
+	struct uffd_msg msgs[16];
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		ssize_t n = read(fe->uffd, msgs, sizeof(msgs));
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			break;
+		}
+		for (size_t i = 0; i < n / sizeof(msgs[0]); i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			uint64_t a = msgs[i].arg.pagefault.address;
+			fe->st.faults++;
+			int r = place(fe, a,
+				      msgs[i].arg.pagefault.flags &
+					      UFFD_PAGEFAULT_FLAG_WRITE);
+			if (r < 0 && !fe->error) {
+				fe->error = r;
+				if (fe->on_error)
+					fe->on_error(fe->arg,
+						     a - (uintptr_t)fe->mem->hva,
+						     r);
+			}
+		}
+	}
+	return NULL;
+}
+
+int fault__start(struct fault_engine *fe)
+{
+	int r = pthread_create(&fe->thread, NULL, fault_thread, fe);
+
+	if (r)
+		return -r;
+	pthread_setname_np(fe->thread, "slos-fault");
+	fe->running = true;
+	return 0;
+}
+
+void fault__exit(struct fault_engine *fe)
+{
+	if (fe->running) {
+		uint64_t one = 1;
+		if (write(fe->quit_efd, &one, sizeof(one)) < 0)
+			perror("fault: eventfd");
+		pthread_join(fe->thread, NULL);
+		fe->running = false;
+	}
+	if (fe->uffd >= 0)
+		close(fe->uffd);
+	if (fe->quit_efd >= 0)
+		close(fe->quit_efd);
+	fe->uffd = fe->quit_efd = -1;
+}

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault engine: guest RAM registered with userfaultfd, one thread that
+ * serves missing pages from a page source. A guest access to a missing page
+ * blocks its vCPU in KVM's page-fault path until the engine places the page
+ * (UFFDIO_COPY / UFFDIO_ZEROPAGE), so the same mechanism serves fresh RAM
+ * (zero source), snapshot restore (file source) and the DSM (remote source).
+ */
+#ifndef SLOS_FAULT_H
+#define SLOS_FAULT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/mem.h"
+
+struct fault_source {
+	const char *name;
+	/*
+	 * Fill `dst` (one page) with the contents of guest page `gpa`.
+	 * Return 1 if the page is all zeroes (dst untouched), 0 if filled,
+	 * negative errno if the page cannot be had (the VM stops).
+	 */
+	int (*fetch)(struct fault_source *s, uint64_t gpa, void *dst);
+	void *priv;
+};
+
+struct fault_stats {
+	uint64_t faults, zero, copied, eexist;
+};
+
+struct fault_engine {
+	struct mem *mem;
+	struct fault_source *src;
+	int uffd, quit_efd;
+	pthread_t thread;
+	bool running;
+	int error; /* first error the thread met, negative errno */
+	void (*on_error)(void *arg, uint64_t gpa, int err);
+	void *arg;
+	struct fault_stats st;
+};
+
+/* The zero source: fresh RAM reads as zeroes. */
+extern struct fault_source fault_zero_source;
+
+/* Register every RAM range of m; the thread starts with fault__start. */
+int fault__init(struct fault_engine *fe, struct mem *m,
+		struct fault_source *src);
+int fault__start(struct fault_engine *fe);
+void fault__exit(struct fault_engine *fe);
+
+#endif

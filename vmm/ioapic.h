@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The VMM's IOAPIC (82093AA, 24 pins). With KVM's split irqchip the LAPICs
+ * are in the kernel and the IOAPIC is ours: a pin turns into an MSI sent
+ * with KVM_SIGNAL_MSI, and each pin's entry is mirrored into KVM's GSI
+ * routing so that KVM reports the EOI of level-triggered vectors
+ * (KVM_EXIT_IOAPIC_EOI). Later, a pin raised on one host is forwarded to
+ * the vCPU's host through the same MSI.
+ */
+#ifndef SLOS_IOAPIC_H
+#define SLOS_IOAPIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/io.h"
+
+#define IOAPIC_PINS 24
+
+struct ioapic;
+
+struct ioapic *ioapic__new(int vm_fd, uint64_t base, unsigned id);
+void ioapic__free(struct ioapic *io);
+struct io_dev *ioapic__io(struct ioapic *io);
+void ioapic__set_irq(struct ioapic *io, unsigned pin, bool level);
+void ioapic__eoi(struct ioapic *io, uint8_t vector);
+uint64_t ioapic__delivered(struct ioapic *io);
+
+#endif

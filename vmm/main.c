@@ -1,0 +1,218 @@
+// SPDX-License-Identifier: MIT
+/* slos: `run` boots a VM (this process is host 0), `ctl` talks to one. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "vmm/config.h"
+#include "vmm/ctl.h"
+#include "vmm/uart.h"
+#include "vmm/vm.h"
+
+#define SLOS_VERSION "0.1"
+#define CTRL_A	     0x01
+
+static struct termios saved_tty;
+static bool tty_raw;
+
+static void tty_restore(void)
+{
+	if (tty_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved_tty);
+	tty_raw = false;
+}
+
+/* Raw input only for a terminal: a pipe is forwarded as it comes. */
+static void tty_setup(void)
+{
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_tty))
+		return;
+	t = saved_tty;
+	t.c_lflag &= ~(ICANON | ECHO | ISIG | IEXTEN);
+	t.c_iflag &= ~(IXON | ICRNL);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	if (!tcsetattr(STDIN_FILENO, TCSANOW, &t)) {
+		tty_raw = true;
+		atexit(tty_restore);
+		fprintf(stderr, "slos: console attached; Ctrl-A x quits\r\n");
+	}
+}
+
+struct console {
+	uint8_t buf[512];
+	size_t len, off;
+	bool eof, ctrl_a;
+};
+
+/* Forward pending stdin bytes the UART has room for. */
+static void console_pump(struct vm *vm, struct console *c)
+{
+	if (c->off == c->len && !c->eof) {
+		ssize_t n = read(STDIN_FILENO, c->buf, sizeof(c->buf));
+		if (n <= 0) {
+			if (n == 0 || (errno != EINTR && errno != EAGAIN))
+				c->eof = true;
+			return;
+		}
+		c->len = n;
+		c->off = 0;
+	}
+	while (tty_raw && c->off < c->len) {
+		uint8_t b = c->buf[c->off];
+		if (c->ctrl_a) {
+			c->ctrl_a = false;
+			if (b == 'x') {
+				vm__stop(vm, VM_EXIT_OK, "quit from console");
+				c->off = c->len;
+				return;
+			}
+			if (b != CTRL_A)
+				break;
+		} else if (b == CTRL_A) {
+			c->ctrl_a = true;
+			c->off++;
+			continue;
+		}
+		if (uart__input(vm->uart, &b, 1) != 1)
+			return;
+		c->off++;
+	}
+	if (!tty_raw)
+		c->off += uart__input(vm->uart, c->buf + c->off,
+				      c->len - c->off);
+}
+
+static int main_loop(struct vm *vm, int ctl_fd)
+{
+	struct console con = { 0 };
+	sigset_t set;
+	int sfd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	while (!atomic_load(&vm->stopping)) {
+		bool want_in = !con.eof && (con.off < con.len ||
+					    uart__rx_space(vm->uart) > 0);
+		struct pollfd p[4] = {
+			{ .fd = vm->stop_efd, .events = POLLIN },
+			{ .fd = want_in && con.off == con.len ? STDIN_FILENO
+							      : -1,
+			  .events = POLLIN },
+			{ .fd = ctl_fd, .events = POLLIN },
+			{ .fd = sfd, .events = POLLIN },
+		};
+		/* 20 ms: flush partial console lines, retry queued input. */
+		int n = poll(p, 4, 20);
+		if (n < 0 && errno != EINTR)
+			break;
+		uart__flush(vm->uart);
+		if (p[1].revents || (con.off < con.len))
+			console_pump(vm, &con);
+		if (p[2].revents & POLLIN)
+			ctl__serve(vm, ctl_fd);
+		if (p[3].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				char why[64];
+				snprintf(why, sizeof(why), "stopped by signal %u",
+					 si.ssi_signo);
+				vm__stop(vm, 128 + si.ssi_signo, why);
+			}
+		}
+	}
+	if (sfd >= 0)
+		close(sfd);
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	char err[256], name[32], path[256];
+	static struct vm vm;
+	sigset_t set;
+	int r, ctl_fd;
+
+	r = config__parse_run(argc, argv, &cfg, err, sizeof(err));
+	if (r) {
+		if (r > 0) {
+			fputs(config_run_usage, stdout);
+			return 0;
+		}
+		fprintf(stderr, "slos: %s\n%s", err, config_run_usage);
+		return VM_EXIT_USAGE;
+	}
+	if (!cfg.name) {
+		snprintf(name, sizeof(name), "vm-%d", getpid());
+		cfg.name = name;
+	}
+	/* Signals go to the main loop's signalfd, never to vCPU threads. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (vm__init(&vm, &cfg)) {
+		vm__exit(&vm);
+		return VM_EXIT_USAGE;
+	}
+	ctl_fd = ctl__listen(cfg.name, path, sizeof(path));
+	if (ctl_fd < 0) {
+		vm__exit(&vm);
+		return VM_EXIT_USAGE;
+	}
+	tty_setup();
+	if (vm__start(&vm) == 0)
+		main_loop(&vm, ctl_fd);
+	r = vm__wait(&vm);
+	tty_restore();
+	close(ctl_fd);
+	unlink(path);
+	if (cfg.stats)
+		vm__print_stats(&vm);
+	vm__exit(&vm);
+	return r;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: slos run --kernel FILE [options]   boot a VM\n"
+		   "       slos ctl NAME status|stop          control a VM\n"
+		   "       slos version\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return VM_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ctl"))
+		return ctl__client(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("slos " SLOS_VERSION "\n");
+		return 0;
+	}
+	if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "slos: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return VM_EXIT_USAGE;
+}

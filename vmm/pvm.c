@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MIT
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/pvm.h"
+
+static const char *const names[PVM_NR_INSNS] = {
+	[PVM_INT3] = "int3",	   [PVM_FWAIT] = "fwait",
+	[PVM_CLAC] = "clac",	   [PVM_STAC] = "stac",
+	[PVM_FENCE] = "fence",	   [PVM_PAUSE] = "pause",
+	[PVM_XGETBV] = "xgetbv",   [PVM_POPCNT] = "popcnt",
+};
+
+static uint64_t counts[PVM_NR_INSNS];
+
+bool pvm__detect(void)
+{
+	const char *e = getenv("SLOS_PVM");
+
+	if (e && *e)
+		return atoi(e) != 0;
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+/*
+ * Each option avoids an instruction KVM's emulator cannot execute, or cuts
+ * emulated work (docs/pvm.md has the list with the evidence):
+ *  clearcpuid=141  cx16: SLUB's `lock cmpxchg16b`
+ *  clearcpuid=151  popcnt: hweight's `popcnt`
+ *  clearcpuid=308  smap: `clac`/`stac` on every exception entry
+ *  noxsave         FPU init's `xrstor` (and with it AVX in the kernel)
+ */
+const char *pvm__cmdline(void)
+{
+	return "clearcpuid=141,151,308 noxsave";
+}
+
+const char *pvm__insn_name(enum pvm_insn i)
+{
+	return i < PVM_NR_INSNS ? names[i] : "?";
+}
+
+void pvm__count(enum pvm_insn i)
+{
+	__atomic_add_fetch(&counts[i], 1, __ATOMIC_RELAXED);
+}
+
+void pvm__print_stats(void)
+{
+	for (int i = 0; i < PVM_NR_INSNS; i++)
+		if (counts[i])
+			fprintf(stderr, "slos: pvm completed %-8s %llu\n",
+				names[i], (unsigned long long)counts[i]);
+}
+
+static __u64 *gpr(struct kvm_regs *r, unsigned n)
+{
+	__u64 *t[16] = { &r->rax, &r->rcx, &r->rdx, &r->rbx,
+			    &r->rsp, &r->rbp, &r->rsi, &r->rdi,
+			    &r->r8,  &r->r9,  &r->r10, &r->r11,
+			    &r->r12, &r->r13, &r->r14, &r->r15 };
+	return t[n & 15];
+}
+
+#define RFLAGS_AC (1ULL << 18)
+#define RFLAGS_ARITH 0x8d5ULL /* CF PF AF ZF SF OF */
+#define RFLAGS_ZF (1ULL << 6)
+
+/* popcnt r, r/m with a register operand only (mod == 3). */
+static int popcnt(const uint8_t *p, size_t n, unsigned rex, bool opsize,
+		  struct kvm_regs *r)
+{
+	if (n < 1 || (p[0] >> 6) != 3)
+		return -1;
+	unsigned reg = ((p[0] >> 3) & 7) | ((rex & 4) << 1);
+	unsigned rm = (p[0] & 7) | ((rex & 1) << 3);
+	uint64_t v = *gpr(r, rm), res;
+
+	if (rex & 8)
+		res = __builtin_popcountll(v);
+	else if (opsize)
+		res = __builtin_popcount(v & 0xffff);
+	else
+		res = __builtin_popcount((uint32_t)v);
+	if (opsize && !(rex & 8))
+		*gpr(r, reg) = (*gpr(r, reg) & ~0xffffULL) | res;
+	else
+		*gpr(r, reg) = res; /* 32-bit results zero-extend */
+	r->rflags &= ~RFLAGS_ARITH;
+	if (!v)
+		r->rflags |= RFLAGS_ZF;
+	return 0;
+}
+
+int pvm__complete(const uint8_t *insn, size_t n, struct kvm_regs *regs,
+		  uint64_t xcr0, struct pvm_fix *fix)
+{
+	size_t i = 0;
+	unsigned rex = 0;
+	bool rep = false, opsize = false;
+
+	fix->inject = -1;
+	/* Legacy prefixes, then at most one REX right before the opcode. */
+	for (; i < n && i < 14; i++) {
+		uint8_t b = insn[i];
+		if (b == 0xf3)
+			rep = true;
+		else if (b == 0x66)
+			opsize = true;
+		else if (!(b == 0xf2 || b == 0xf0 || b == 0x67 || b == 0x2e ||
+			   b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 ||
+			   b == 0x65))
+			break;
+	}
+	if (i < n && (insn[i] & 0xf0) == 0x40)
+		rex = insn[i++];
+	if (i >= n)
+		return -1;
+	const uint8_t *op = insn + i;
+	size_t left = n - i;
+
+	if (op[0] == 0xcc) {
+		fix->insn = PVM_INT3;
+		fix->len = i + 1;
+		fix->inject = 3; /* #BP is a trap: pushed RIP is past it */
+	} else if (op[0] == 0x9b) {
+		fix->insn = PVM_FWAIT;
+		fix->len = i + 1;
+	} else if (op[0] == 0x90 && rep) {
+		fix->insn = PVM_PAUSE;
+		fix->len = i + 1;
+	} else if (left >= 3 && op[0] == 0x0f && op[1] == 0x01 &&
+		   (op[2] == 0xca || op[2] == 0xcb)) {
+		fix->insn = op[2] == 0xca ? PVM_CLAC : PVM_STAC;
+		fix->len = i + 3;
+		if (op[2] == 0xca)
+			regs->rflags &= ~RFLAGS_AC;
+		else
+			regs->rflags |= RFLAGS_AC;
+	} else if (left >= 3 && op[0] == 0x0f && op[1] == 0xae &&
+		   (op[2] == 0xe8 || op[2] == 0xf0 || op[2] == 0xf8)) {
+		fix->insn = PVM_FENCE;
+		fix->len = i + 3;
+	} else if (left >= 3 && op[0] == 0x0f && op[1] == 0x01 &&
+		   op[2] == 0xd0) {
+		if ((uint32_t)regs->rcx != 0)
+			return -1; /* only XCR0 is defined */
+		fix->insn = PVM_XGETBV;
+		fix->len = i + 3;
+		regs->rax = (uint32_t)xcr0;
+		regs->rdx = xcr0 >> 32;
+	} else if (rep && left >= 3 && op[0] == 0x0f && op[1] == 0xb8) {
+		if (popcnt(op + 2, left - 2, rex, opsize, regs))
+			return -1;
+		fix->insn = PVM_POPCNT;
+		fix->len = i + 3;
+	} else {
+		return -1;
+	}
+	regs->rip += fix->len;
+	return 0;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Support for KVM's PVM backend (nested KVM without VT-x/AMD-V), where guest
+ * ring 0 runs in KVM's instruction emulator. Everything here is active only
+ * when PVM is detected; on hardware KVM slos never calls into it.
+ *  - kernel options a stock Linux needs to get through the emulator;
+ *  - completion in userspace of the instructions the emulator gives up on
+ *    (KVM_EXIT_INTERNAL_ERROR, emulation suberror).
+ * The decoder and the completion are pure functions over struct kvm_regs so
+ * they are unit-tested without KVM.
+ */
+#ifndef SLOS_PVM_H
+#define SLOS_PVM_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum pvm_insn {
+	PVM_INT3,
+	PVM_FWAIT,
+	PVM_CLAC,
+	PVM_STAC,
+	PVM_FENCE,
+	PVM_PAUSE,
+	PVM_XGETBV,
+	PVM_POPCNT,
+	PVM_NR_INSNS,
+};
+
+struct pvm_fix {
+	enum pvm_insn insn;
+	unsigned len;	    /* bytes to advance RIP */
+	int inject;	    /* exception vector to inject after, or -1 */
+};
+
+/* SLOS_PVM=0/1 in the environment overrides detection. */
+bool pvm__detect(void);
+/* Kernel options appended to a Linux command line under PVM. */
+const char *pvm__cmdline(void);
+/*
+ * Complete the instruction at regs->rip whose bytes are insn[0..n): updates
+ * regs (RIP, results) and fills fix. xcr0 is the vCPU's XCR0 (for xgetbv).
+ * Returns 0, or -1 if the instruction is not one slos can complete.
+ */
+int pvm__complete(const uint8_t *insn, size_t n, struct kvm_regs *regs,
+		  uint64_t xcr0, struct pvm_fix *fix);
+const char *pvm__insn_name(enum pvm_insn i);
+
+/* Per-process counters, printed with --stats. */
+void pvm__count(enum pvm_insn i);
+void pvm__print_stats(void);
+
+#endif

@@ -1,0 +1,400 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/acpi.h"
+#include "vmm/ioapic.h"
+#include "vmm/loader.h"
+#include "vmm/pvm.h"
+#include "vmm/sysdev.h"
+#include "vmm/uart.h"
+#include "vmm/vm.h"
+
+#define CPUID_MAX_ENT 256
+#define KERNEL_MAX    (1ULL << 30)
+
+uint64_t vm__now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000ULL + t.tv_nsec;
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("slos: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return -1;
+}
+
+/* Whole file into memory; NULL with a message on failure. */
+static void *slurp(const char *what, const char *path, size_t *len)
+{
+	struct stat st;
+	void *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fail("%s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		fail("%s %s: not a regular file", what, path);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > KERNEL_MAX || st.st_size == 0) {
+		fail("%s %s: size %lld is not in (0, 1 GiB]", what, path,
+		     (long long)st.st_size);
+		goto out;
+	}
+	buf = malloc(st.st_size);
+	if (!buf) {
+		fail("%s %s: out of memory", what, path);
+		goto out;
+	}
+	for (size_t off = 0; off < (size_t)st.st_size;) {
+		ssize_t n = read(fd, (char *)buf + off, st.st_size - off);
+		if (n <= 0) {
+			fail("%s %s: read failed", what, path);
+			free(buf);
+			buf = NULL;
+			goto out;
+		}
+		off += n;
+	}
+	*len = st.st_size;
+out:
+	close(fd);
+	return buf;
+}
+
+static int add_slot(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t len)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.guest_phys_addr = gpa,
+		.memory_size = len,
+		.userspace_addr = (uintptr_t)vm->mem.hva + gpa,
+	};
+
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+static int kvm_setup(struct vm *vm)
+{
+	struct kvm_enable_cap split = { .cap = KVM_CAP_SPLIT_IRQCHIP,
+					.args = { IOAPIC_PINS } };
+	int max;
+
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return fail("/dev/kvm: %s", strerror(errno));
+	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+		return fail("/dev/kvm: unsupported KVM API version");
+	max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max <= 0)
+		max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (vm->cfg.nr_vcpus > (unsigned)max)
+		return fail("--vcpus %u: KVM allows at most %d",
+			    vm->cfg.nr_vcpus, max);
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return fail("KVM_CREATE_VM: %s", strerror(errno));
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size <= 0)
+		return fail("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &split) < 0)
+		return fail("KVM split irqchip: %s", strerror(errno));
+	/* Intel needs these for real mode (AP trampolines); harmless else. */
+	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000UL);
+	vm->cpuid = calloc(1, sizeof(*vm->cpuid) +
+				      CPUID_MAX_ENT * sizeof(vm->cpuid->entries[0]));
+	if (!vm->cpuid)
+		return fail("out of memory");
+	vm->cpuid->nent = CPUID_MAX_ENT;
+	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) < 0)
+		return fail("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	return 0;
+}
+
+static int mem_setup(struct vm *vm)
+{
+	int r = mem__init(&vm->mem, vm->cfg.mem_size);
+
+	if (r)
+		return fail("--mem %llu MiB: cannot map guest RAM: %s",
+			    (unsigned long long)(vm->cfg.mem_size >> 20),
+			    strerror(-r));
+	if (add_slot(vm, 0, 0, vm->mem.lowmem) ||
+	    (vm->mem.top > MEM_4G &&
+	     add_slot(vm, 1, MEM_4G, vm->mem.top - MEM_4G)))
+		return fail("--mem %llu MiB: KVM memory slot: %s",
+			    (unsigned long long)(vm->cfg.mem_size >> 20),
+			    strerror(errno));
+	return 0;
+}
+
+static char *full_cmdline(struct vm *vm)
+{
+	const char *user = vm->cfg.cmdline ? vm->cfg.cmdline : "console=ttyS0";
+	const char *extra = vm->pvm ? pvm__cmdline() : "";
+	char *s;
+
+	/* The user's options come last so that they win. */
+	if (asprintf(&s, "%s%s%s", extra, *extra ? " " : "", user) < 0)
+		return NULL;
+	return s;
+}
+
+static int load(struct vm *vm, uint64_t *entry)
+{
+	struct kernel_image k;
+	struct boot_info bi = { 0 };
+	char err[256] = "";
+	size_t len = 0;
+	void *buf;
+	int r;
+
+	buf = slurp("--kernel", vm->cfg.kernel, &len);
+	if (!buf)
+		return -1;
+	r = loader__load_kernel(&vm->mem, buf, len, &k, err, sizeof(err));
+	free(buf);
+	if (r)
+		return fail("%s", err);
+	if (vm->cfg.initrd) {
+		buf = slurp("--initrd", vm->cfg.initrd, &len);
+		if (!buf)
+			return -1;
+		r = loader__load_initrd(&vm->mem, &k, buf, len, &bi.initrd_gpa,
+					err, sizeof(err));
+		free(buf);
+		if (r)
+			return fail("%s", err);
+		bi.initrd_size = len;
+	}
+	struct acpi_config ac = { .nr_vcpus = vm->cfg.nr_vcpus,
+				  .ioapic_base = IOAPIC_BASE,
+				  .ioapic_id = vm->cfg.nr_vcpus };
+	void *acpi = mem__ptr(&vm->mem, MEM_ACPI, MEM_ACPI_MAX);
+	if (!acpi || acpi__build(acpi, MEM_ACPI, MEM_ACPI_MAX, &ac,
+				 &bi.rsdp_gpa))
+		return fail("ACPI tables do not fit");
+	char *cmdline = full_cmdline(vm);
+	if (!cmdline)
+		return fail("out of memory");
+	bi.cmdline = cmdline;
+	r = loader__boot_params(&vm->mem, &k, &bi, err, sizeof(err));
+	free(cmdline);
+	if (r)
+		return fail("%s", err);
+	loader__boot_pagetables(&vm->mem);
+	*entry = k.entry;
+	return 0;
+}
+
+static void uart_irq(void *arg, bool level)
+{
+	struct vm *vm = arg;
+
+	ioapic__set_irq(vm->ioapic, UART_COM1_IRQ, level);
+}
+
+static int devices_setup(struct vm *vm)
+{
+	vm->ioapic = ioapic__new(vm->vm_fd, IOAPIC_BASE, vm->cfg.nr_vcpus);
+	vm->uart = uart__new(STDOUT_FILENO, uart_irq, vm);
+	if (!vm->ioapic || !vm->uart)
+		return fail("out of memory");
+	if (io__register(&vm->mmio, ioapic__io(vm->ioapic)) ||
+	    io__register(&vm->pio, uart__io(vm->uart)) || sysdev__init(vm))
+		return fail("device registration failed");
+	return 0;
+}
+
+static void fault_error(void *arg, uint64_t gpa, int err)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "guest page 0x%llx unavailable: %s",
+		 (unsigned long long)gpa, strerror(-err));
+	vm__stop(arg, VM_EXIT_CRASH, why);
+}
+
+static void on_kick(int sig)
+{
+}
+
+int vm__init(struct vm *vm, const struct vm_config *cfg)
+{
+	uint64_t entry = 0, rnd = 0;
+	int r;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->fault.uffd = vm->fault.quit_efd = -1;
+	vm->start_ns = vm__now_ns();
+	pthread_mutex_init(&vm->lock, NULL);
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = vm->start_ns ^ getpid();
+	snprintf(vm->id, sizeof(vm->id), "%016llx", (unsigned long long)rnd);
+	vm->pvm = cfg->pvm < 0 ? pvm__detect() : cfg->pvm;
+
+	struct sigaction sa = { .sa_handler = on_kick };
+	sigaction(SIGUSR1, &sa, NULL);
+
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0)
+		return fail("eventfd: %s", strerror(errno));
+	if (kvm_setup(vm) || mem_setup(vm) || load(vm, &entry) ||
+	    devices_setup(vm))
+		return -1;
+	/* Loaded pages are present; everything else faults in through the
+	 * engine from here on. */
+	r = fault__init(&vm->fault, &vm->mem, &fault_zero_source);
+	if (r)
+		return fail("userfaultfd on guest RAM: %s", strerror(-r));
+	vm->fault.on_error = fault_error;
+	vm->fault.arg = vm;
+	vm->vcpus = calloc(cfg->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return fail("out of memory");
+	for (unsigned i = 0; i < cfg->nr_vcpus; i++) {
+		vm->vcpus[i].fd = -1;
+		r = vcpu__init(vm, &vm->vcpus[i], i, entry);
+		if (r)
+			return fail("vcpu %u: %s", i, strerror(-r));
+	}
+	return 0;
+}
+
+int vm__start(struct vm *vm)
+{
+	int r = fault__start(&vm->fault);
+
+	if (r)
+		return fail("fault engine: %s", strerror(-r));
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		r = pthread_create(&v->thread, NULL, vcpu__thread, v);
+		if (r) {
+			vm__stop(vm, VM_EXIT_CRASH, "cannot start vCPU thread");
+			return fail("vcpu %u thread: %s", i, strerror(r));
+		}
+		v->started = true;
+	}
+	return 0;
+}
+
+void vm__stop(struct vm *vm, int status, const char *why)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (atomic_load(&vm->stopping)) {
+		pthread_mutex_unlock(&vm->lock);
+		return;
+	}
+	vm->exit_status = status;
+	atomic_store(&vm->stopping, true);
+	if (why)
+		fprintf(stderr, "slos: %s\n", why);
+	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++)
+		vcpu__kick(&vm->vcpus[i]);
+	uint64_t one = 1;
+	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
+		perror("slos: stop eventfd");
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vm__wait(struct vm *vm)
+{
+	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (!v->started)
+			continue;
+		/* A kick can land before the thread enters KVM_RUN. */
+		vcpu__kick(v);
+		pthread_join(v->thread, NULL);
+		v->started = false;
+	}
+	return vm->exit_status;
+}
+
+void vm__print_stats(struct vm *vm)
+{
+	struct vcpu_stats t = { 0 };
+
+	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++) {
+		struct vcpu_stats *s = &vm->vcpus[i].st;
+		fprintf(stderr,
+			"slos: vcpu %u exits %llu io %llu mmio %llu intr %llu "
+			"pvm %llu\n",
+			i, (unsigned long long)s->exits,
+			(unsigned long long)s->io, (unsigned long long)s->mmio,
+			(unsigned long long)s->intr,
+			(unsigned long long)s->pvm_fixups);
+		t.exits += s->exits;
+	}
+	fprintf(stderr,
+		"slos: faults %llu (zero %llu, copied %llu, raced %llu); "
+		"irqs %llu; stray io %llu mmio %llu; ran %.3f s\n",
+		(unsigned long long)vm->fault.st.faults,
+		(unsigned long long)vm->fault.st.zero,
+		(unsigned long long)vm->fault.st.copied,
+		(unsigned long long)vm->fault.st.eexist,
+		(unsigned long long)(vm->ioapic ? ioapic__delivered(vm->ioapic)
+						: 0),
+		(unsigned long long)vm->pio.unclaimed,
+		(unsigned long long)vm->mmio.unclaimed,
+		(vm__now_ns() - vm->start_ns) / 1e9);
+	if (vm->pvm)
+		pvm__print_stats();
+}
+
+void vm__exit(struct vm *vm)
+{
+	vm__wait(vm);
+	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (v->run)
+			munmap(v->run, vm->run_size);
+		if (v->fd >= 0)
+			close(v->fd);
+	}
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	fault__exit(&vm->fault);
+	uart__free(vm->uart);
+	ioapic__free(vm->ioapic);
+	vm->uart = NULL;
+	vm->ioapic = NULL;
+	mem__exit(&vm->mem);
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	vm->vm_fd = vm->kvm_fd = vm->stop_efd = -1;
+}

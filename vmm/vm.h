@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One VM on one host: the KVM VM, its vCPU threads and their exit loop,
+ * guest RAM with its fault engine, and the devices of the I/O host.
+ * Distribution (later issues) plugs in through the fault engine's page
+ * source and through hooks here, never through the exit loop's body.
+ */
+#ifndef SLOS_VM_H
+#define SLOS_VM_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/fault.h"
+#include "vmm/io.h"
+#include "vmm/mem.h"
+
+/* Exit statuses of `slos run` (a test-exit device picks its own). */
+#define VM_EXIT_OK	0 /* power-off, reboot, `ctl stop` */
+#define VM_EXIT_CRASH	1 /* triple fault, instruction nothing completes */
+#define VM_EXIT_USAGE	2 /* bad configuration or input */
+
+struct vm;
+
+struct vcpu_stats {
+	uint64_t exits, io, mmio, intr, pvm_fixups;
+};
+
+struct vcpu {
+	struct vm *vm;
+	int id, fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+	struct vcpu_stats st;
+};
+
+struct vm_config {
+	const char *name;
+	const char *kernel, *initrd, *cmdline;
+	unsigned nr_vcpus;
+	uint64_t mem_size;
+	bool stats;
+	int pvm; /* -1 detect, 0 off, 1 on */
+};
+
+struct vm {
+	struct vm_config cfg;
+	char id[17];
+	int kvm_fd, vm_fd;
+	int run_size;
+	bool pvm;
+	struct mem mem;
+	struct fault_engine fault;
+	struct kvm_cpuid2 *cpuid;
+	struct vcpu *vcpus;
+	struct io_bus pio, mmio;
+	struct uart *uart;
+	struct ioapic *ioapic;
+	atomic_bool stopping;
+	int exit_status;
+	int stop_efd; /* readable once the VM has stopped */
+	uint64_t start_ns;
+	pthread_mutex_t lock;
+};
+
+/* Create the VM, load the kernel, ready every vCPU; -1 with a message on
+ * stderr (exit status VM_EXIT_USAGE for the caller). */
+int vm__init(struct vm *vm, const struct vm_config *cfg);
+int vm__start(struct vm *vm);
+/* First stop wins: its status is the process's exit status. */
+void vm__stop(struct vm *vm, int status, const char *why);
+/* Join every thread; returns the exit status. */
+int vm__wait(struct vm *vm);
+void vm__exit(struct vm *vm);
+void vm__print_stats(struct vm *vm);
+
+/* vCPU side (vmm/vcpu.c). */
+int vcpu__init(struct vm *vm, struct vcpu *v, int id, uint64_t entry);
+void *vcpu__thread(void *arg);
+void vcpu__dump(struct vcpu *v, const char *why);
+void vcpu__kick(struct vcpu *v);
+
+uint64_t vm__now_ns(void);
+
+#endif
