@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+#include <criterion/criterion.h>
+
+#include "vmm/config.h"
+#include "vmm/ctl.h"
+
+Test(config, sizes)
+{
+	uint64_t v;
+
+	cr_assert_eq(config__parse_size("512M", &v), 0);
+	cr_expect_eq(v, 512ULL << 20);
+	cr_assert_eq(config__parse_size("2G", &v), 0);
+	cr_expect_eq(v, 2ULL << 30);
+	cr_assert_eq(config__parse_size("2GiB", &v), 0);
+	cr_expect_eq(v, 2ULL << 30);
+	cr_assert_eq(config__parse_size("65536k", &v), 0);
+	cr_expect_eq(v, 64ULL << 20);
+	cr_assert_eq(config__parse_size("4096", &v), 0);
+	cr_expect_eq(v, 4096);
+	cr_expect_eq(config__parse_size("", &v), -1);
+	cr_expect_eq(config__parse_size("G", &v), -1);
+	cr_expect_eq(config__parse_size("-1G", &v), -1);
+	cr_expect_eq(config__parse_size("12Q", &v), -1);
+	cr_expect_eq(config__parse_size("1GG", &v), -1);
+	cr_expect_eq(config__parse_size("99999999999999999999", &v), -1);
+	cr_expect_eq(config__parse_size("17179869184T", &v), -1, "overflow");
+}
+
+static int parse(struct vm_config *c, char *err, const char *a1,
+		 const char *a2, const char *a3, const char *a4)
+{
+	char *argv[] = { "run", (char *)a1, (char *)a2, (char *)a3, (char *)a4,
+			 NULL };
+	int argc = 1;
+
+	while (argv[argc])
+		argc++;
+	return config__parse_run(argc, argv, c, err, 256);
+}
+
+Test(config, run_options)
+{
+	struct vm_config c;
+	char err[256];
+
+	cr_assert_eq(parse(&c, err, "--kernel", "k", "--vcpus", "4"), 0);
+	cr_expect_str_eq(c.kernel, "k");
+	cr_expect_eq(c.nr_vcpus, 4);
+	cr_expect_eq(c.mem_size, CONFIG_MEM_DEFAULT);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--vcpus", "0"), -1);
+	cr_expect(strstr(err, "--vcpus"));
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--mem", "1M"), -1);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--mem", "x"), -1);
+	cr_expect_eq(parse(&c, err, "--vcpus", "2", NULL, NULL), -1);
+	cr_expect(strstr(err, "--kernel"));
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--name", "a/b"), -1);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "stray", NULL), -1);
+	cr_expect_eq(parse(&c, err, "--help", NULL, NULL, NULL), 1);
+}
+
+Test(ctl, request_parsing)
+{
+	char cmd[32], arg[64];
+
+	cr_assert_eq(ctl__parse("SLOS1 status", cmd, 32, arg, 64), 0);
+	cr_expect_str_eq(cmd, "status");
+	cr_expect_str_eq(arg, "");
+	cr_assert_eq(ctl__parse("SLOS1 snapshot /tmp/x", cmd, 32, arg, 64), 0);
+	cr_expect_str_eq(arg, "/tmp/x");
+	cr_expect_eq(ctl__parse("SLOS2 status", cmd, 32, arg, 64), -1);
+	cr_expect_eq(ctl__parse("SLOS1 ", cmd, 32, arg, 64), -1);
+	cr_expect_eq(ctl__parse("status", cmd, 32, arg, 64), -1);
+}
