@@ -51,19 +51,17 @@ static void append(struct run *r, const char *b, size_t n)
 	r->out[r->len] = 0;
 }
 
-void harness__run(struct run *r, double timeout_s, const char *input, ...)
+static void vrun(struct run *r, double timeout_s, const char *input,
+		 const char *until, va_list ap)
 {
 	const char *argv[64];
 	int n = 0, out[2], in[2];
-	va_list ap;
 
 	memset(r, 0, sizeof(*r));
 	append(r, "", 0);
 	argv[n++] = harness__bin();
-	va_start(ap, input);
 	for (const char *a; n < 63 && (a = va_arg(ap, const char *));)
 		argv[n++] = a;
-	va_end(ap);
 	argv[n] = NULL;
 	if (pipe2(out, O_CLOEXEC) || pipe2(in, O_CLOEXEC)) {
 		r->status = -1;
@@ -99,6 +97,10 @@ void harness__run(struct run *r, double timeout_s, const char *input, ...)
 		if (got <= 0)
 			break;
 		append(r, buf, got);
+		if (until && !r->matched && strstr(r->out, until)) {
+			r->matched = true;
+			kill(pid, SIGTERM);
+		}
 	}
 	close(out[0]);
 	int st;
@@ -110,6 +112,25 @@ void harness__run(struct run *r, double timeout_s, const char *input, ...)
 		r->status = WEXITSTATUS(st);
 	else
 		r->status = 128 + WTERMSIG(st);
+}
+
+void harness__run(struct run *r, double timeout_s, const char *input, ...)
+{
+	va_list ap;
+
+	va_start(ap, input);
+	vrun(r, timeout_s, input, NULL, ap);
+	va_end(ap);
+}
+
+void harness__run_until(struct run *r, double timeout_s, const char *until,
+			...)
+{
+	va_list ap;
+
+	va_start(ap, until);
+	vrun(r, timeout_s, NULL, until, ap);
+	va_end(ap);
 }
 
 void harness__free(struct run *r)

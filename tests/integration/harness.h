@@ -16,12 +16,17 @@ struct run {
 	char *out;    /* stdout and stderr, interleaved */
 	size_t len;
 	double secs;
+	bool matched; /* harness__run_until: the text was seen */
 };
 
 /* Run `slos ARGS...` (NULL-terminated) with stdin from `input` (may be
  * NULL), killing it after timeout_s. */
 void harness__run(struct run *r, double timeout_s, const char *input, ...)
 	__attribute__((sentinel));
+/* Like harness__run, but stops slos (SIGTERM) as soon as `until` shows in
+ * its output, and sets matched. */
+void harness__run_until(struct run *r, double timeout_s, const char *until,
+			...) __attribute__((sentinel));
 void harness__free(struct run *r);
 const char *harness__bin(void);
 const char *harness__testos(void);

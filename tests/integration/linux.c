@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Linux guests on real KVM. A boot costs a minute or more here (guest ring 0
+ * is emulated under PVM), so each boot checks several things at once.
+ * Needs scripts/build-linux-guest.sh build/linux (tests/run-all.sh runs it).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tests/integration/harness.h"
+
+static const char *guest(const char *f)
+{
+	/* The guests are built once, into the plain build directory. */
+	static __thread char p[256];
+
+	snprintf(p, sizeof(p), "build/linux/%s", f);
+	return p;
+}
+
+static bool on_pvm(void)
+{
+	return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
+/*
+ * One boot of the project kernel on 2 vCPUs checks: the 64-bit entry and
+ * boot_params, ACPI (MADT: 2 CPUs; FADT: power-off), SMP bring-up through
+ * the in-kernel LAPIC, the LAPIC timer, the UART console, locktorture's
+ * verdict, and a clean power-off ending slos with status 0.
+ */
+Test(linux_guest, project_kernel_locktorture_2vcpus, .timeout = 600)
+{
+	struct run r;
+
+	if (access(guest("vmlinux"), R_OK))
+		cr_skip_test("no build/linux/vmlinux");
+	harness__run(&r, 540, NULL, "run", "--kernel", guest("vmlinux"),
+		     "--vcpus", "2", "--mem", "512M", "--stats", "--cmdline",
+		     "console=ttyS0 rcutorture.torture_type=none "
+		     "locktorture.shutdown_secs=20 locktorture.stat_interval=5",
+		     NULL);
+	cr_expect_eq(r.status, 0, "status %d after %.0fs:\n%s", r.status,
+		     r.secs, r.out);
+	cr_expect(harness__has(&r, "2 CPUs"), "not 2 CPUs:\n%s", r.out);
+	cr_expect(harness__has(&r, "End of test: SUCCESS"), "%s", r.out);
+	cr_expect(harness__has(&r, "guest powered off"), "%s", r.out);
+	cr_log_info("project kernel: locktorture run and power-off in %.1f s",
+		    r.secs);
+	harness__free(&r);
+}
+
+/* Debian's stock kernel as shipped (a bzImage, xz payload decompressed on
+ * the host) with the busybox initramfs, up to the kernel starting init. */
+Test(linux_guest, stock_kernel_reaches_init, .timeout = 1500)
+{
+	struct run r;
+
+	if (getenv("SLOS_NO_STOCK"))
+		cr_skip_test("stock kernel boots once per make test (plain build)");
+	if (access(guest("stock-vmlinuz"), R_OK))
+		cr_skip_test("no build/linux/stock-vmlinuz");
+	harness__run_until(&r, 1440, "Run /init as init process", "run",
+			   "--kernel", guest("stock-vmlinuz"), "--initrd",
+			   guest("initramfs.cpio.gz"), "--vcpus", "1",
+			   "--mem", "512M", "--cmdline", "console=ttyS0",
+			   NULL);
+	cr_expect(r.matched, "no 'Run /init as init process' after %.0fs:\n%s",
+		  r.secs, r.out);
+	cr_log_info("stock kernel: init started after %.1f s", r.secs);
+	harness__free(&r);
+}
+
+/* Guest user space: needs system calls, which PVM cannot give a guest
+ * (docs/pvm.md); on hardware KVM the initramfs must come up. */
+Test(linux_guest, initramfs_user_space, .timeout = 600)
+{
+	struct run r;
+
+	if (on_pvm())
+		cr_skip_test("PVM: guest user space cannot make system calls "
+			     "here (docs/pvm.md)");
+	if (access(guest("vmlinux"), R_OK))
+		cr_skip_test("no build/linux/vmlinux");
+	harness__run_until(&r, 540, "SLOS-GUEST-UP", "run", "--kernel",
+			   guest("vmlinux"), "--initrd",
+			   guest("initramfs.cpio.gz"), "--vcpus", "2",
+			   "--cmdline",
+			   "console=ttyS0 rcutorture.torture_type=none "
+			   "locktorture.torture_type=none",
+			   NULL);
+	cr_expect(r.matched, "no SLOS-GUEST-UP:\n%s", r.out);
+	harness__free(&r);
+}
