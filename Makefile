@@ -5,8 +5,10 @@ CC      ?= cc
 O       ?= build
 CSTD    := -std=gnu11
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-CFLAGS  ?= -O2 -g
-CFLAGS  += $(CSTD) $(WARN) -D_GNU_SOURCE -I. -MMD -MP
+OPT     ?= -O2 -g
+EXTRA   ?=
+CFLAGS  := $(OPT) $(EXTRA) $(CSTD) $(WARN) -D_GNU_SOURCE -I. -MMD -MP
+LDFLAGS += $(EXTRA)
 LDLIBS  += -lpthread -llzma -llz4 -lzstd -lz
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -50,7 +52,7 @@ $(O)/bench/%: bench/%.c $(O)/libslos.a
 -include tests/fuzz/fuzz.mk
 
 asan:
-	$(MAKE) O=build-asan CC=clang CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
+	$(MAKE) O=build-asan CC=clang OPT="-O1 -g" EXTRA="$(SAN)" \
 		build-asan/slos $(patsubst $(O)/%,build-asan/%,$(UNIT_BINS) $(INTEG_BINS))
 
 deps:

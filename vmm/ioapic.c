@@ -43,9 +43,10 @@ static void rte_msi(uint64_t e, uint32_t *addr, uint32_t *data)
 /* Mirror every pin into KVM's routing so it knows the level vectors. */
 static void sync_routes(struct ioapic *io)
 {
-	struct {
+	union {
 		struct kvm_irq_routing r;
-		struct kvm_irq_routing_entry e[IOAPIC_PINS];
+		uint8_t b[sizeof(struct kvm_irq_routing) +
+			  IOAPIC_PINS * sizeof(struct kvm_irq_routing_entry)];
 	} t;
 	unsigned n = 0;
 
@@ -54,7 +55,7 @@ static void sync_routes(struct ioapic *io)
 		uint64_t e = io->rte[pin];
 		if (e & RTE_MASKED)
 			continue;
-		struct kvm_irq_routing_entry *re = &t.e[n++];
+		struct kvm_irq_routing_entry *re = &t.r.entries[n++];
 		re->gsi = pin;
 		re->type = KVM_IRQ_ROUTING_MSI;
 		rte_msi(e, &re->u.msi.address_lo, &re->u.msi.data);
