@@ -7,6 +7,7 @@
 #ifndef SLOS_ACPI_H
 #define SLOS_ACPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,6 +19,11 @@
 #define ACPI_SLP_EN	 0x20
 #define ACPI_SLP_TYP_S5	 5
 #define ACPI_RESET_VALUE 0x01
+/* Linux (acpi_hw_extended_sleep) first writes WAK_STS to clear it, then
+ * SLP_TYP|SLP_EN, then polls until WAK_STS reads set: the power device
+ * ignores the first write and reads as ACPI_WAK_STS. */
+#define ACPI_SLP_TYP_SHIFT 2
+#define ACPI_WAK_STS	   0x80
 
 #define IOAPIC_BASE 0xFEC00000ULL
 #define LAPIC_BASE  0xFEE00000ULL
@@ -27,7 +33,15 @@ struct acpi_mmio_dev {
 	uint64_t base;
 	uint32_t size;
 	uint32_t gsi;
+	/* false (the default): level-triggered, the virtio-mmio semantics of
+	 * an interrupt line held until the driver acks InterruptStatus.
+	 * true: edge-triggered, as Firecracker declares it. Active-high and
+	 * exclusive either way. */
+	bool edge;
 };
+
+/* Device i is \_SB_.Dnnn (nnn = i in hex), so at most 4096 devices. */
+#define ACPI_MAX_DEVS 4096
 
 struct acpi_config {
 	unsigned nr_vcpus; /* APIC ids 0..nr_vcpus-1 */
@@ -40,7 +54,11 @@ struct acpi_config {
 /*
  * Build every table into buf, which the guest sees at guest-physical gpa,
  * at most len bytes. Returns 0 and the RSDP's guest-physical address, or -1
- * if len is too small.
+ * if len is too small. Also -1, with buf untouched, for a config the tables
+ * cannot express: no vCPU, more than ACPI_MAX_DEVS devices, a NULL or
+ * malformed _HID (7 or 8 characters of A-Z, 0-9, _), a device range that is
+ * empty or not below 4 GiB, an IOAPIC id above 255 or base above 4 GiB.
+ * Pure and deterministic: writes only into buf, the same bytes every time.
  */
 int acpi__build(void *buf, uint64_t gpa, size_t len,
 		const struct acpi_config *cfg, uint64_t *rsdp_gpa);

@@ -1,0 +1,821 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ACPI tables: checksums, lengths and pointers of every table, the MADT's
+ * CPU entries, and the DSDT's AML walked by a checker written apart from the
+ * emitter. When acpica-tools is installed, iasl disassembles the tables and
+ * acpiexec (ACPICA, the interpreter Linux runs) evaluates _S5_ and _CRS and
+ * enters S5, which must end in a write of SLP_TYP|SLP_EN to ACPI_PM_PORT.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/acpi.h"
+
+#define GPA	0xE0000ULL
+#define BUF_MAX 0x20000
+#define BIG	(1 << 20)
+
+static uint8_t buf[BIG];
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return p[0] | p[1] << 8;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return rd16(p) | (uint32_t)rd16(p + 2) << 16;
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+static uint8_t sum(const uint8_t *p, size_t n)
+{
+	uint8_t s = 0;
+
+	while (n--)
+		s += *p++;
+	return s;
+}
+
+struct tables {
+	uint8_t *rsdp, *xsdt, *fadt, *madt, *dsdt;
+	size_t end; /* one past the last byte of any table */
+};
+
+/* Map a guest-physical address back into buf, checking [gpa, gpa+len). */
+static uint8_t *at(uint64_t gpa, size_t len, size_t buflen)
+{
+	cr_assert(gpa >= GPA && gpa - GPA + len <= buflen,
+		  "address %#llx+%zu outside the buffer",
+		  (unsigned long long)gpa, len);
+	return buf + (gpa - GPA);
+}
+
+static void note_end(struct tables *t, const uint8_t *p, size_t len)
+{
+	size_t e = p - buf + len;
+
+	if (e > t->end)
+		t->end = e;
+}
+
+/* Every SDT: length within the buffer, checksum zero, our OEM id. */
+static uint8_t *table(struct tables *t, uint64_t gpa, const char *sig,
+		      size_t buflen)
+{
+	uint8_t *p = at(gpa, 36, buflen);
+	uint32_t len = rd32(p + 4);
+
+	cr_assert(memcmp(p, sig, 4) == 0, "expected %s, found %.4s", sig, p);
+	cr_assert_geq(len, 36);
+	at(gpa, len, buflen);
+	cr_assert_eq(sum(p, len), 0, "%s checksum", sig);
+	cr_assert(memcmp(p + 10, "SLOS  ", 6) == 0, "%s OEM id", sig);
+	note_end(t, p, len);
+	return p;
+}
+
+static struct tables parse(uint64_t rsdp_gpa, size_t buflen)
+{
+	struct tables t = {0};
+	uint32_t xlen;
+
+	cr_assert_eq(rsdp_gpa % 16, 0, "RSDP not on a 16-byte boundary");
+	t.rsdp = at(rsdp_gpa, 36, buflen);
+	cr_assert(memcmp(t.rsdp, "RSD PTR ", 8) == 0);
+	cr_assert_eq(sum(t.rsdp, 20), 0, "RSDP checksum");
+	cr_assert_eq(t.rsdp[15], 2, "RSDP revision");
+	cr_assert_eq(rd32(t.rsdp + 20), 36, "RSDP length");
+	cr_assert_eq(sum(t.rsdp, 36), 0, "RSDP extended checksum");
+	cr_assert(memcmp(t.rsdp + 9, "SLOS  ", 6) == 0);
+	note_end(&t, t.rsdp, 36);
+
+	t.xsdt = table(&t, rd64(t.rsdp + 24), "XSDT", buflen);
+	xlen = rd32(t.xsdt + 4);
+	cr_assert_eq(xlen, 36 + 2 * 8, "XSDT has FADT and MADT");
+	t.fadt = table(&t, rd64(t.xsdt + 36), "FACP", buflen);
+	t.madt = table(&t, rd64(t.xsdt + 44), "APIC", buflen);
+	t.dsdt = table(&t, rd64(t.fadt + 140), "DSDT", buflen);
+	return t;
+}
+
+static struct tables build(const struct acpi_config *cfg, size_t len)
+{
+	uint64_t rsdp = 0;
+
+	cr_assert_eq(acpi__build(buf, GPA, len, cfg, &rsdp), 0);
+	return parse(rsdp, len);
+}
+
+/* -------- AML checker: only what the DSDT is meant to contain -------- */
+
+struct dev_seen {
+	char name[5];
+	char hid[9];
+	uint64_t uid, cca;
+	uint32_t base, size, gsi;
+	uint8_t irq_flags;
+	int has_crs;
+};
+
+struct dsdt_seen {
+	int has_s5;
+	uint64_t s5[4];
+	unsigned nr_s5;
+	unsigned nr_devs;
+	struct dev_seen *devs;
+	unsigned cap;
+};
+
+struct cur {
+	const uint8_t *b;
+	size_t pos, end;
+};
+
+static uint8_t next(struct cur *c)
+{
+	cr_assert_lt(c->pos, c->end, "AML runs past its package at %zu",
+		     c->pos);
+	return c->b[c->pos++];
+}
+
+/* Returns the absolute end of the package; checks the encoding is the
+ * shortest one, which is what iasl emits. */
+static size_t pkglen(struct cur *c)
+{
+	size_t start = c->pos, len, n, i;
+	uint8_t lead = next(c);
+
+	n = lead >> 6;
+	if (!n) {
+		len = lead & 0x3f;
+	} else {
+		cr_assert_eq(lead & 0x30, 0, "PkgLength reserved bits");
+		len = lead & 0xf;
+		for (i = 0; i < n; i++)
+			len |= (size_t)next(c) << (4 + 8 * i);
+	}
+	cr_assert_eq(n,
+		     (size_t)(len < 0x40       ? 0
+			      : len < 0x1000   ? 1
+			      : len < 0x100000 ? 2
+					       : 3),
+		     "PkgLength %zu not minimally encoded", len);
+	cr_assert_leq(start + len, c->end, "package overruns its parent");
+	return start + len;
+}
+
+static void nameseg(struct cur *c, char out[5])
+{
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		char ch = next(c);
+
+		cr_assert((ch >= 'A' && ch <= 'Z') || ch == '_' ||
+			      (i && ch >= '0' && ch <= '9'),
+			  "bad NameSeg character %#x", ch);
+		out[i] = ch;
+	}
+	out[4] = 0;
+}
+
+static uint64_t integer(struct cur *c)
+{
+	uint8_t op = next(c);
+	uint64_t v = 0;
+	int n = 0, i;
+
+	switch (op) {
+	case 0x00:
+		return 0;
+	case 0x01:
+		return 1;
+	case 0x0a:
+		n = 1;
+		break;
+	case 0x0b:
+		n = 2;
+		break;
+	case 0x0c:
+		n = 4;
+		break;
+	case 0x0e:
+		n = 8;
+		break;
+	default:
+		cr_assert_fail("expected an integer, found opcode %#x", op);
+	}
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)next(c) << (8 * i);
+	return v;
+}
+
+static void crs(const uint8_t *r, size_t len, struct dev_seen *d)
+{
+	size_t i = 0;
+	int mem = 0, irq = 0;
+
+	for (;;) {
+		uint8_t tag;
+
+		cr_assert_lt(i, len, "resource template without an end tag");
+		tag = r[i];
+		if (tag == 0x79) {
+			cr_assert_eq(i + 2, len, "bytes after the end tag");
+			break;
+		}
+		cr_assert(tag & 0x80, "unexpected small descriptor %#x", tag);
+		cr_assert_leq(i + 3 + rd16(r + i + 1), len);
+		if (tag == 0x86) {
+			cr_assert_eq(rd16(r + i + 1), 9);
+			cr_assert_eq(r[i + 3], 1, "Memory32Fixed read-write");
+			d->base = rd32(r + i + 4);
+			d->size = rd32(r + i + 8);
+			mem++;
+		} else if (tag == 0x89) {
+			cr_assert_eq(rd16(r + i + 1), 6);
+			cr_assert_eq(r[i + 4], 1, "one interrupt");
+			d->irq_flags = r[i + 3];
+			d->gsi = rd32(r + i + 5);
+			irq++;
+		} else {
+			cr_assert_fail("unexpected descriptor %#x", tag);
+		}
+		i += 3 + rd16(r + i + 1);
+	}
+	cr_assert(mem == 1 && irq == 1);
+	d->has_crs = 1;
+}
+
+/* Name (XXXX, data) inside a Device or at the root. */
+static void name(struct cur *c, struct dsdt_seen *s, struct dev_seen *d)
+{
+	char n[5];
+	uint8_t op;
+	size_t end;
+
+	nameseg(c, n);
+	if (d && !strcmp(n, "_HID")) {
+		size_t i = 0;
+
+		cr_assert_eq(next(c), 0x0d, "_HID is a string");
+		while ((d->hid[i] = next(c)))
+			cr_assert_lt(++i, sizeof(d->hid), "_HID too long");
+	} else if (d && !strcmp(n, "_UID")) {
+		d->uid = integer(c);
+	} else if (d && !strcmp(n, "_CCA")) {
+		d->cca = integer(c);
+	} else if (d && !strcmp(n, "_CRS")) {
+		struct cur b;
+		uint64_t size;
+
+		cr_assert_eq(next(c), 0x11, "_CRS is a buffer");
+		end = pkglen(c);
+		b = (struct cur){c->b, c->pos, end};
+		size = integer(&b);
+		cr_assert_eq(size, end - b.pos, "BufferSize vs bytes");
+		crs(c->b + b.pos, end - b.pos, d);
+		c->pos = end;
+	} else if (!d && !strcmp(n, "_S5_")) {
+		struct cur p;
+		unsigned count;
+
+		cr_assert_eq(next(c), 0x12, "_S5_ is a package");
+		end = pkglen(c);
+		p = (struct cur){c->b, c->pos, end};
+		count = next(&p);
+		while (p.pos < end) {
+			cr_assert_lt(s->nr_s5, 4);
+			s->s5[s->nr_s5++] = integer(&p);
+		}
+		cr_assert_eq(count, s->nr_s5, "NumElements vs elements");
+		s->has_s5 = 1;
+		c->pos = end;
+	} else {
+		op = c->b[c->pos];
+		cr_assert_fail("unexpected Name %s (data op %#x)", n, op);
+	}
+}
+
+static void device(struct cur *c, struct dsdt_seen *s)
+{
+	size_t end = pkglen(c);
+	struct cur body;
+	struct dev_seen *d;
+
+	cr_assert_lt(s->nr_devs, s->cap);
+	d = &s->devs[s->nr_devs++];
+	memset(d, 0, sizeof(*d));
+	body = (struct cur){c->b, c->pos, end};
+	nameseg(&body, d->name);
+	while (body.pos < end) {
+		cr_assert_eq(next(&body), 0x08, "only Names inside a Device");
+		name(&body, s, d);
+	}
+	c->pos = end;
+}
+
+static void dsdt_walk(const uint8_t *dsdt, struct dsdt_seen *s)
+{
+	struct cur c = {dsdt, 36, rd32(dsdt + 4)};
+
+	while (c.pos < c.end) {
+		uint8_t op = next(&c);
+
+		if (op == 0x08) {
+			name(&c, s, NULL);
+		} else if (op == 0x10) {
+			size_t end = pkglen(&c);
+			struct cur sc = {c.b, c.pos, end};
+			char n[5];
+
+			cr_assert_eq(next(&sc), '\\', "Scope (\\_SB)");
+			nameseg(&sc, n);
+			cr_assert_str_eq(n, "_SB_");
+			while (sc.pos < end) {
+				cr_assert_eq(next(&sc), 0x5b);
+				cr_assert_eq(next(&sc), 0x82, "only Devices");
+				device(&sc, s);
+			}
+			c.pos = end;
+		} else {
+			cr_assert_fail("unexpected opcode %#x at %zu", op,
+				       c.pos - 1);
+		}
+	}
+}
+
+/* -------- configs -------- */
+
+static struct acpi_mmio_dev *mkdevs(unsigned n)
+{
+	struct acpi_mmio_dev *d = calloc(n ? n : 1, sizeof(*d));
+	unsigned i;
+
+	cr_assert_not_null(d);
+	for (i = 0; i < n; i++) {
+		d[i].hid = i % 2 ? "LNRO0005" : "SLS0001";
+		d[i].base = 0xD0000000ULL + i * 0x1000ULL;
+		d[i].size = 0x200;
+		d[i].gsi = 5 + i % 19;
+		d[i].edge = i % 3 == 2;
+	}
+	return d;
+}
+
+static struct acpi_config mkcfg(unsigned vcpus, unsigned ndevs)
+{
+	return (struct acpi_config){
+	    .nr_vcpus = vcpus,
+	    .ioapic_base = IOAPIC_BASE,
+	    .ioapic_id = 3,
+	    .nr_devs = ndevs,
+	    .devs = mkdevs(ndevs),
+	};
+}
+
+static void check_dsdt(const struct acpi_config *cfg, const uint8_t *dsdt)
+{
+	struct dsdt_seen s = {.cap = cfg->nr_devs};
+	unsigned i;
+
+	s.devs = calloc(cfg->nr_devs ? cfg->nr_devs : 1, sizeof(*s.devs));
+	cr_assert_eq(dsdt[8], 2, "DSDT revision 2: 64-bit integers");
+	dsdt_walk(dsdt, &s);
+	cr_assert(s.has_s5, "no _S5_");
+	cr_assert_geq(s.nr_s5, 1);
+	cr_assert_eq(s.s5[0], ACPI_SLP_TYP_S5);
+	cr_assert_eq(s.nr_devs, cfg->nr_devs);
+	for (i = 0; i < cfg->nr_devs; i++) {
+		const struct acpi_mmio_dev *want = &cfg->devs[i];
+		struct dev_seen *got = &s.devs[i];
+		char n[16];
+
+		snprintf(n, sizeof(n), "D%03X", i);
+		cr_assert_str_eq(got->name, n);
+		cr_assert_str_eq(got->hid, want->hid);
+		cr_assert_eq(got->uid, i);
+		cr_assert_eq(got->cca, 1);
+		cr_assert(got->has_crs);
+		cr_assert_eq(got->base, want->base);
+		cr_assert_eq(got->size, want->size);
+		cr_assert_eq(got->gsi, want->gsi);
+		/* consumer, active-high, exclusive, not wake; bit 1 = edge */
+		cr_assert_eq(got->irq_flags, want->edge ? 0x03 : 0x01);
+		/* and the raw HID string is in the table, for simple scanners
+		 */
+		cr_assert_not_null(memmem(dsdt, rd32(dsdt + 4), want->hid,
+					  strlen(want->hid) + 1));
+	}
+	free(s.devs);
+}
+
+/* -------- tests -------- */
+
+Test(acpi, rsdp_xsdt_and_checksums)
+{
+	struct acpi_config cfg = mkcfg(2, 3);
+	uint64_t rsdp = 0;
+	struct tables t;
+
+	memset(buf, 0xaa, BUF_MAX);
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &cfg, &rsdp), 0);
+	cr_assert_eq(rsdp, GPA, "RSDP first, where the E0000 scan starts");
+	t = parse(rsdp, BUF_MAX);
+	cr_assert_eq(rd32(t.rsdp + 16), 0, "no RSDT");
+	cr_assert_eq(t.xsdt[8], 1);
+	/* nothing written past the tables */
+	for (size_t i = t.end; i < BUF_MAX; i++)
+		cr_assert_eq(buf[i], 0xaa, "byte %zu beyond the tables", i);
+	free((void *)cfg.devs);
+}
+
+Test(acpi, unaligned_gpa_keeps_rsdp_aligned)
+{
+	struct acpi_config cfg = mkcfg(1, 1);
+	uint64_t rsdp = 0;
+
+	cr_assert_eq(acpi__build(buf + 4, GPA + 4, BUF_MAX - 4, &cfg, &rsdp),
+		     0);
+	cr_assert_eq(rsdp, GPA + 16);
+	parse(rsdp, BUF_MAX);
+	free((void *)cfg.devs);
+}
+
+Test(acpi, fadt_hw_reduced_power_and_reset)
+{
+	struct acpi_config cfg = mkcfg(1, 0);
+	struct tables t = build(&cfg, BUF_MAX);
+	const uint8_t *f = t.fadt;
+	uint32_t flags = rd32(f + 112);
+	static const unsigned gas[] = {116, 244, 256};
+
+	cr_assert_eq(rd32(f + 4), 276);
+	cr_assert_eq(f[8], 6, "FADT major revision");
+	cr_assert_eq(f[131], 3, "FADT minor revision");
+	cr_assert(flags & (1u << 20), "HW_REDUCED_ACPI");
+	cr_assert(flags & (1u << 10), "RESET_REG_SUP");
+	cr_assert(flags & (1u << 4) && flags & (1u << 5),
+		  "no fixed-feature buttons");
+	cr_assert_eq(rd32(f + 36), 0, "no FACS");
+	cr_assert_eq(rd64(f + 132), 0, "no X_FACS");
+	cr_assert_eq(rd16(f + 46), 0, "no SCI");
+	cr_assert_eq(rd32(f + 76), 0, "no PM timer");
+	cr_assert_eq(rd64(f + 208 + 4), 0, "no X_PM_TMR");
+	cr_assert_eq(rd32(f + 40), rd64(f + 140), "DSDT and X_DSDT agree");
+	for (unsigned i = 0; i < 3; i++) {
+		const uint8_t *g = f + gas[i];
+
+		cr_assert_eq(g[0], 1, "System I/O");
+		cr_assert_eq(g[1], 8, "8 bits");
+		cr_assert_eq(g[2], 0);
+		cr_assert_eq(g[3], 1, "byte access");
+		cr_assert_eq(rd64(g + 4), ACPI_PM_PORT);
+	}
+	cr_assert_eq(f[128], ACPI_RESET_VALUE);
+	free((void *)cfg.devs);
+}
+
+static void check_madt(unsigned n)
+{
+	struct acpi_config cfg = mkcfg(n, 1);
+	struct tables t = build(&cfg, BIG);
+	const uint8_t *m = t.madt, *e = m + 44, *end = m + rd32(m + 4);
+	unsigned lapic = 0, x2apic = 0, ioapic = 0, next_id = 0;
+
+	cr_assert_eq(rd32(m + 36), LAPIC_BASE);
+	cr_assert_eq(rd32(m + 40), 0, "no PCAT_COMPAT");
+	while (e < end) {
+		cr_assert_geq(e[1], 2);
+		cr_assert_leq(e + e[1], end, "entry overruns the MADT");
+		switch (e[0]) {
+		case 0:
+			cr_assert_eq(e[1], 8);
+			cr_assert_eq(e[3], next_id, "APIC ids in order");
+			cr_assert_eq(e[2], next_id, "UID = APIC id");
+			cr_assert_eq(rd32(e + 4), 1, "enabled");
+			cr_assert_lt(e[3], 255);
+			lapic++;
+			next_id++;
+			break;
+		case 9:
+			cr_assert_eq(e[1], 16);
+			cr_assert_eq(rd32(e + 4), next_id,
+				     "x2APIC ids in order");
+			cr_assert_geq(rd32(e + 4), 255, "xAPIC entry would do");
+			cr_assert_eq(rd32(e + 8), 1, "enabled");
+			cr_assert_eq(rd32(e + 12), next_id);
+			x2apic++;
+			next_id++;
+			break;
+		case 1:
+			cr_assert_eq(e[1], 12);
+			cr_assert_eq(e[2], cfg.ioapic_id);
+			cr_assert_eq(rd32(e + 4), cfg.ioapic_base);
+			cr_assert_eq(rd32(e + 8), 0, "GSI base");
+			ioapic++;
+			break;
+		default:
+			cr_assert_fail("unexpected MADT entry type %u", e[0]);
+		}
+		e += e[1];
+	}
+	cr_assert_eq(e, end);
+	cr_assert_eq(lapic + x2apic, n, "one entry per vCPU");
+	cr_assert_eq(lapic, n < 255 ? n : 255);
+	cr_assert_eq(ioapic, 1);
+	free((void *)cfg.devs);
+}
+
+Test(acpi, madt_1)
+{
+	check_madt(1);
+}
+Test(acpi, madt_2)
+{
+	check_madt(2);
+}
+Test(acpi, madt_4)
+{
+	check_madt(4);
+}
+Test(acpi, madt_64)
+{
+	check_madt(64);
+}
+Test(acpi, madt_254_255_256)
+{
+	check_madt(254);
+	check_madt(255);
+	check_madt(256);
+}
+Test(acpi, madt_300_uses_x2apic)
+{
+	check_madt(300);
+}
+
+Test(acpi, dsdt_devices_and_s5)
+{
+	static const unsigned counts[] = {0, 1, 3, 100, 1000};
+
+	for (unsigned i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		struct acpi_config cfg = mkcfg(4, counts[i]);
+		struct tables t = build(&cfg, BIG);
+
+		check_dsdt(&cfg, t.dsdt);
+		free((void *)cfg.devs);
+	}
+}
+
+Test(acpi, dsdt_pkglength_widths)
+{
+	/* 4096 devices: the \_SB_ scope needs a 3-byte PkgLength, devices
+	 * 1 byte; 700 needs 2 bytes. The checker insists on minimal forms. */
+	struct acpi_config cfg = mkcfg(1, ACPI_MAX_DEVS);
+	struct tables t = build(&cfg, BIG);
+
+	check_dsdt(&cfg, t.dsdt);
+	free((void *)cfg.devs);
+	cfg = mkcfg(1, 700);
+	t = build(&cfg, BIG);
+	check_dsdt(&cfg, t.dsdt);
+	free((void *)cfg.devs);
+}
+
+Test(acpi, too_small_buffer)
+{
+	struct acpi_config cfg = mkcfg(8, 4);
+	struct tables t = build(&cfg, BUF_MAX);
+	size_t need = t.end, len;
+	uint64_t rsdp = 0x1234;
+
+	static uint8_t pattern[BUF_MAX];
+
+	memset(pattern, 0x5a, need);
+	for (len = 0; len < need; len++) {
+		memcpy(buf, pattern, need);
+		cr_assert_eq(acpi__build(buf, GPA, len, &cfg, &rsdp), -1,
+			     "len %zu < %zu accepted", len, need);
+		cr_assert_eq(memcmp(buf, pattern, need), 0,
+			     "wrote into buf with len %zu", len);
+	}
+	cr_assert_eq(rsdp, 0x1234, "rsdp_gpa untouched on failure");
+	cr_assert_eq(acpi__build(buf, GPA, need, &cfg, &rsdp), 0);
+	free((void *)cfg.devs);
+}
+
+Test(acpi, deterministic)
+{
+	static uint8_t a[BUF_MAX];
+	struct acpi_config cfg = mkcfg(300, 17);
+	uint64_t r1, r2;
+
+	memset(buf, 0x00, BUF_MAX);
+	memset(a, 0xff, BUF_MAX);
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &cfg, &r1), 0);
+	cr_assert_eq(acpi__build(a, GPA, BUF_MAX, &cfg, &r2), 0);
+	cr_assert_eq(r1, r2);
+	cr_assert_eq(memcmp(a, buf, parse(r1, BUF_MAX).end), 0);
+	free((void *)cfg.devs);
+}
+
+Test(acpi, rejects_what_it_cannot_express)
+{
+	struct acpi_mmio_dev d = {"LNRO0005", 0xD0000000, 0x200, 5, false};
+	struct acpi_config ok = {1, IOAPIC_BASE, 0, 1, &d}, c;
+	uint64_t r;
+	static const char *bad_hid[] = {NULL,	     "",	 "LNRO",
+					"LNRO00050", "lnro0005", "LNRO 005"};
+
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &ok, &r), 0);
+	cr_assert_eq(acpi__build(NULL, GPA, BUF_MAX, &ok, &r), -1);
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, NULL, &r), -1);
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &ok, NULL), -1);
+	c = ok;
+	c.nr_vcpus = 0;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+	c = ok;
+	c.ioapic_id = 256;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+	c = ok;
+	c.ioapic_base = 1ULL << 32;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+	c = ok;
+	c.devs = NULL;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+	c = ok;
+	c.nr_devs = ACPI_MAX_DEVS + 1;
+	cr_assert_eq(acpi__build(buf, GPA, BIG, &c, &r), -1);
+	for (unsigned i = 0; i < sizeof(bad_hid) / sizeof(*bad_hid); i++) {
+		struct acpi_mmio_dev b = d;
+		c = ok;
+		b.hid = bad_hid[i];
+		c.devs = &b;
+		cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1,
+			     "HID %s", bad_hid[i] ? bad_hid[i] : "NULL");
+	}
+	{
+		struct acpi_mmio_dev b = d;
+		c = ok;
+		c.devs = &b;
+		b.size = 0;
+		cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+		b.size = 0x1000;
+		b.base = 0xFFFFF000;
+		cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), 0);
+		b.base = 0xFFFFF001;
+		cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+		b.base = ~0ULL;
+		cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+	}
+}
+
+/* -------- ACPICA, when installed -------- */
+
+static int have(const char *tool)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null 2>&1", tool);
+	return system(cmd) == 0;
+}
+
+static void save(const char *dir, const char *file, const uint8_t *t)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(t, 1, rd32(t + 4), f), rd32(t + 4));
+	fclose(f);
+}
+
+static char *slurp(const char *dir, const char *file)
+{
+	static char text[1 << 20];
+	char path[256];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "%s missing", path);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = 0;
+	fclose(f);
+	return text;
+}
+
+static void save_all(const char *dir, struct acpi_config *cfg)
+{
+	struct tables t;
+
+	t = build(cfg, BUF_MAX);
+	save(dir, "facp.dat", t.fadt);
+	save(dir, "apic.dat", t.madt);
+	save(dir, "dsdt.dat", t.dsdt);
+}
+
+static void run(const char *dir, const char *cmd)
+{
+	char line[1024];
+
+	snprintf(line, sizeof(line), "cd %s && %s", dir, cmd);
+	cr_assert_eq(system(line), 0, "failed: %s", line);
+}
+
+static char tmpdir[] = "/tmp/slos-acpi-XXXXXX";
+
+/* .fini runs after a failed assertion too, so no directory is left. */
+static void rm_tmpdir(void)
+{
+	char line[64];
+
+	if (strstr(tmpdir, "XXXXXX"))
+		return;
+	snprintf(line, sizeof(line), "rm -rf %s", tmpdir);
+	if (system(line))
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+Test(acpi, iasl_disassembles, .fini = rm_tmpdir)
+{
+	const char *dir = tmpdir;
+	/* 200 devices: \_SB_'s PkgLength takes 3 bytes */
+	struct acpi_config cfg = mkcfg(2, 200);
+	const char *dsl;
+
+	if (!have("iasl")) {
+		cr_skip_test(
+		    "iasl not installed (apt-get install acpica-tools)");
+		return;
+	}
+	cr_assert_not_null(mkdtemp(tmpdir));
+	save_all(dir, &cfg);
+	run(dir, "iasl -d dsdt.dat facp.dat apic.dat >log 2>&1");
+	dsl = slurp(dir, "dsdt.dsl");
+	cr_assert_not_null(strstr(dsl, "Name (_S5, Package (0x04)"), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Device (D001)"), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Name (_HID, \"LNRO0005\")"), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Memory32Fixed (ReadWrite,\n"
+				       "                    0xD0001000,"),
+			   "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Interrupt (ResourceConsumer, Level, "
+				       "ActiveHigh, Exclusive, ,, )"),
+			   "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Interrupt (ResourceConsumer, Edge, "
+				       "ActiveHigh, Exclusive, ,, )"),
+			   "%s", dsl);
+	dsl = slurp(dir, "facp.dsl");
+	cr_assert_not_null(strstr(dsl, "Hardware Reduced (V5) : 1"), "%s", dsl);
+	cr_assert_null(strstr(dsl, "Incorrect checksum"), "%s", dsl);
+	dsl = slurp(dir, "apic.dsl");
+	cr_assert_null(strstr(dsl, "Incorrect checksum"), "%s", dsl);
+	/* Recompiled without iasl's optimizations (which drop the root
+	 * prefix of \_SB_), the AML after the header is ours byte for byte:
+	 * same opcodes, same minimal PkgLengths, same integer widths. */
+	run(dir, "iasl -oa -p re dsdt.dsl >>log 2>&1 && "
+		 "tail -c +37 dsdt.dat >a && tail -c +37 re.aml >b && cmp a b");
+	free((void *)cfg.devs);
+}
+
+Test(acpi, acpiexec_powers_off_through_pm_port, .fini = rm_tmpdir)
+{
+	const char *dir = tmpdir;
+	char want[64];
+	struct acpi_config cfg = mkcfg(2, 2);
+	const char *out;
+
+	if (!have("acpiexec")) {
+		cr_skip_test("acpiexec not installed "
+			     "(apt-get install acpica-tools)");
+		return;
+	}
+	cr_assert_not_null(mkdtemp(tmpdir));
+	save_all(dir, &cfg);
+	/* -x: ACPICA's debug trace, which logs every register access; a few
+	 * MB of it, so keep only the lines looked at. */
+	run(dir, "timeout 20 acpiexec -x 0xffffffff -b "
+		 "'evaluate \\_S5_; resources \\_SB.D001; sleep 5' "
+		 "facp.dat dsdt.dat apic.dat 2>&1 | grep -E "
+		 "'HwExtendedSleep|Wrote:|Triggering|Address :' >log");
+	out = slurp(dir, "log");
+	cr_assert_not_null(strstr(out, "HwExtendedSleep"),
+			   "ACPICA did not take the HW-reduced sleep path");
+	snprintf(want, sizeof(want), "Wrote: %016X width  8   to %016X",
+		 ACPI_SLP_EN | ACPI_SLP_TYP_S5 << ACPI_SLP_TYP_SHIFT,
+		 ACPI_PM_PORT);
+	cr_assert_not_null(strstr(out, want), "no \"%s\" in the trace", want);
+	cr_assert_not_null(strstr(out, "Triggering : Level"));
+	cr_assert_not_null(strstr(out, "Address : D0001000"));
+	free((void *)cfg.devs);
+}
