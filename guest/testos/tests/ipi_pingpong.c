@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+/*
+ * IPI round trips CPU 0 -> CPU 1 -> CPU 0. CPU 0 sends VEC_PING with a ud2
+ * call; CPU 1, spinning at ring 3, takes it in a five-instruction kernel
+ * handler that answers VEC_PONG; CPU 0's PONG handler counts it and CPU 0's
+ * ring-3 loop sees the count move. With one CPU the IPIs go to itself.
+ */
+#include "test.h"
+
+#define WARMUP 16
+
+static volatile uint32_t done;
+
+static int ipi_pingpong(struct tctx *t)
+{
+	uint64_t rounds = targ("rounds", 1000), *v;
+	unsigned partner = t->ncpus > 1 ? 1 : 0;
+
+	if (t->cpu != 0) {
+		/* The partner must sit at ring 3 (IF=1), not parked in hlt. */
+		if (t->cpu == partner)
+			while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+				cpu_relax();
+		return 0;
+	}
+	if (!rounds)
+		return tfail(t, "rounds must be > 0");
+	v = ram_alloc(rounds * sizeof(*v));
+	if (!v)
+		return tfail(t, "no RAM for %lu samples", rounds);
+	ipi_reply_apic = shared.cpu_apic[0];
+	for (uint64_t r = 0; r < rounds + WARMUP; r++) {
+		uint64_t want = ipi_pongs + 1, deadline = deadline_in_ms(5000);
+		uint64_t t0 = rdtsc_ordered();
+
+		usys(SYS_IPI, shared.cpu_apic[partner], VEC_PING, 0);
+		while (__atomic_load_n(&ipi_pongs, __ATOMIC_ACQUIRE) != want) {
+			cpu_relax();
+			if (past(deadline)) {
+				done = 1;
+				return tfail(t, "round %lu: no pong (pings %lu)",
+					     r, ipi_pings);
+			}
+		}
+		if (r >= WARMUP)
+			v[r - WARMUP] = rdtsc_ordered() - t0;
+	}
+	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+	tprintf("ipi-pingpong: cpu0 <-> cpu%u (apic %u), %lu rounds\n",
+		partner, shared.cpu_apic[partner], rounds);
+	stats_report("ipi-pingpong", v, rounds);
+	if (ipi_pings != rounds + WARMUP)
+		return tfail(t, "pings %lu != %lu", ipi_pings, rounds + WARMUP);
+	return 0;
+}
+
+TESTOS_TEST("ipi-pingpong", ipi_pingpong,
+	    "rounds= IPI round trips cpu0<->cpu1, p50/p99");
