@@ -32,11 +32,11 @@
 #define USTACK_SIZE 16384
 
 /* Vectors. */
-#define VEC_UD	   6
-#define VEC_GP	   13
-#define VEC_PING   0xF0 /* receiver counts it and answers with VEC_PONG */
-#define VEC_PONG   0xF1
-#define VEC_SPUR   0xFF
+#define VEC_UD	 6
+#define VEC_GP	 13
+#define VEC_PING 0xF0 /* receiver counts it and answers with VEC_PONG */
+#define VEC_PONG 0xF1
+#define VEC_SPUR 0xFF
 
 /* Ports. */
 #define PORT_COM1      0x3f8
@@ -44,9 +44,9 @@
 #define PORT_NOP       0x510 /* unused port the VMM answers at once */
 
 /* Exit codes (status of the VMM process). */
-#define EXIT_PASS     0
-#define EXIT_FAIL     1
-#define EXIT_BADCMD   2
+#define EXIT_PASS      0
+#define EXIT_FAIL      1
+#define EXIT_BADCMD    2
 #define EXIT_EXCEPTION 3
 
 /*
@@ -54,13 +54,14 @@
  * RDX, then executes ud2. The kernel's #UD handler does the call, puts the
  * result in RAX, skips the ud2 and returns; every other register is kept.
  */
-#define SYS_NOP	  0 /* returns 0: measures the round trip */
-#define SYS_IPI	  1 /* (apic_id, vector): fixed IPI */
-#define SYS_EXIT  2 /* (status): test-exit port; does not return */
-#define SYS_OUT	  3 /* (port, value, size 1/2/4): port output */
-#define SYS_IN	  4 /* (port, size 1/2/4): port input, value in RAX */
-#define SYS_PARK  5 /* stop this CPU for good (cli; hlt) */
-#define SYS_NR	  6
+#define SYS_NOP	 0 /* returns 0: measures the round trip */
+#define SYS_IPI	 1 /* (apic_id, vector): fixed IPI */
+#define SYS_EXIT 2 /* (status): test-exit port; does not return */
+#define SYS_OUT	 3 /* (port, value, size 1/2/4): port output */
+#define SYS_IN	 4 /* (port, size 1/2/4): port input, value in RAX */
+#define SYS_PARK 5 /* stop this CPU for good (cli; hlt) */
+#define SYS_WAIT 6 /* (u64 *p, v): if *p == v, sti; hlt until an interrupt */
+#define SYS_NR	 7
 
 #define SYS_EBADCALL (-1L)
 

@@ -18,9 +18,9 @@ int strncmp(const char *a, const char *b, size_t n);
 /* printf subset: %d %i %u %x %lx %llx %p %s %c %%, flags 0 and -, width,
  * l/ll/z length. Always NUL-terminates; returns the untruncated length. */
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 int snprintf(char *buf, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Parses a decimal (or 0x hex) unsigned number with an optional k/m/g
  * suffix; returns 0 on success. */

@@ -22,21 +22,21 @@ struct e820_entry {
 };
 
 struct shared {
-	uint32_t ncpus_madt;	 /* enabled local APICs in the MADT */
-	uint32_t ncpus;		 /* CPUs brought up, ids 0..ncpus-1 */
+	uint32_t ncpus_madt; /* enabled local APICs in the MADT */
+	uint32_t ncpus;	     /* CPUs brought up, ids 0..ncpus-1 */
 	uint32_t cpu_apic[MAX_CPUS];
-	uint64_t boot_tsc;	 /* TSC at kernel entry */
-	uint64_t user_tsc;	 /* TSC when CPU 0 entered ring 3 */
+	uint64_t boot_tsc; /* TSC at kernel entry */
+	uint64_t user_tsc; /* TSC when CPU 0 entered ring 3 */
 	/* kvmclock's TSC scale, if KVM filled it (version != 0). */
 	uint32_t kvmclock_version;
 	uint32_t kvmclock_mul;
 	int8_t kvmclock_shift;
-	uint64_t image_end;	 /* end of the loaded image and its bss */
+	uint64_t image_end; /* end of the loaded image and its bss */
 	char cmdline[CMDLINE_MAX];
 	uint32_t e820_count;
 	struct e820_entry e820[E820_MAX];
-	const char *test_name;	 /* set by ring 3 for the kernel's reports */
-	const char *boot_error;	 /* kernel-side problem to report, or 0 */
+	const char *test_name;	/* set by ring 3 for the kernel's reports */
+	const char *boot_error; /* kernel-side problem to report, or 0 */
 	/* 1 once ring 3 found `in`/`out` work directly with IOPL=3. */
 	volatile uint32_t io_direct;
 	volatile uint32_t io_probe_faulted;

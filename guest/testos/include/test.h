@@ -28,10 +28,10 @@ struct testos_test {
 	const char *help;
 };
 
-#define TESTOS_TEST(tname, fn, thelp)                                        \
-	static const struct testos_test testos_test_##fn                     \
-		__attribute__((used, section(".testos_tests"), aligned(8))) = { \
-			.name = tname, .run = fn, .help = thelp }
+#define TESTOS_TEST(tname, fn, thelp)                                          \
+	static const struct testos_test testos_test_##fn                       \
+	    __attribute__((used, section(".testos_tests"), aligned(8))) = {    \
+		.name = tname, .run = fn, .help = thelp}
 
 /* Command-line argument `key=value` as a number (k/m/g suffixes allowed),
  * or def if absent; a malformed value ends the run with exit status 2. */
@@ -45,7 +45,7 @@ void tprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Record why the test failed (first reason wins); returns 1 so a test can
  * `return tfail(t, ...)`. */
 int tfail(struct tctx *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Wait until every CPU of the test gets here (fails the run on timeout). */
 void tbarrier(struct tctx *t);
 

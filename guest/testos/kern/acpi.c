@@ -56,9 +56,9 @@ static const uint8_t *find_madt(const uint8_t *rsdp)
 	if (!sdt || sum(sdt, rd32(sdt + 4)))
 		return 0;
 	for (uint32_t off = SDT_HDR; off + esz <= rd32(sdt + 4); off += esz) {
-		const uint8_t *t = (const uint8_t *)(esz == 8
-							     ? rd64(sdt + off)
-							     : rd32(sdt + off));
+		const uint8_t *t =
+		    (const uint8_t *)(esz == 8 ? rd64(sdt + off)
+					       : rd32(sdt + off));
 
 		if (t && !memcmp(t, "APIC", 4))
 			return sum(t, rd32(t + 4)) ? 0 : t;

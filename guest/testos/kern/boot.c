@@ -38,8 +38,8 @@ void boot_params_read(uint64_t bp)
 		uint64_t e = bp + BP_E820_TABLE + i * BP_E820_ENTRY_SZ;
 
 		shared.e820[i].addr = rd32(e) | (uint64_t)rd32(e + 4) << 32;
-		shared.e820[i].size =
-			rd32(e + 8) | (uint64_t)rd32(e + 12) << 32;
+		shared.e820[i].size = rd32(e + 8) | (uint64_t)rd32(e + 12)
+							<< 32;
 		shared.e820[i].type = rd32(e + 16);
 	}
 	shared.e820_count = n;

@@ -8,7 +8,7 @@
 #include "kern.h"
 #include "x86.h"
 
-#define MSR_KVM_SYSTEM_TIME_NEW	  0x4b564d01
+#define MSR_KVM_SYSTEM_TIME_NEW	 0x4b564d01
 #define KVM_FEATURE_CLOCKSOURCE2 (1u << 3)
 
 struct pvclock {

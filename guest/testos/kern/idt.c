@@ -19,7 +19,7 @@ struct idt_gate {
 #define GATE_INTR 0x8e /* present, DPL 0, 64-bit interrupt gate */
 
 extern char isr_stubs[], ud_entry[], ping_entry[], pong_entry[],
-	spurious_entry[];
+    spurious_entry[];
 
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 
@@ -28,11 +28,11 @@ static void set_gate(unsigned vec, const void *fn)
 	uint64_t a = (uint64_t)fn;
 
 	idt[vec] = (struct idt_gate){
-		.off0 = (uint16_t)a,
-		.sel = SEL_KCODE,
-		.type = GATE_INTR,
-		.off1 = (uint16_t)(a >> 16),
-		.off2 = (uint32_t)(a >> 32),
+	    .off0 = (uint16_t)a,
+	    .sel = SEL_KCODE,
+	    .type = GATE_INTR,
+	    .off1 = (uint16_t)(a >> 16),
+	    .off2 = (uint32_t)(a >> 32),
 	};
 }
 
@@ -48,7 +48,7 @@ void idt_init(void)
 
 void idt_load(void)
 {
-	struct desc_ptr idtr = { sizeof(idt) - 1, (uint64_t)idt };
+	struct desc_ptr idtr = {sizeof(idt) - 1, (uint64_t)idt};
 
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 }

@@ -19,13 +19,22 @@ struct tss {
 	uint16_t iomap_base;
 } __attribute__((packed));
 
+/* A TSS with an I/O permission bitmap allowing every port to ring 3 (the
+ * bitmap is zero: RAM from the VMM is). PVM ignores RFLAGS.IOPL for ring-3
+ * `in`/`out` but honours this bitmap. The last byte must be 0xff. */
+#define IOMAP_BYTES (65536 / 8 + 1)
+
+struct tss_io {
+	struct tss tss;
+	uint8_t iomap[IOMAP_BYTES];
+} __attribute__((packed, aligned(16)));
+
 /* Per-CPU data lives at the bottom of that CPU's kernel stack, so a handler
  * finds it from RSP alone: no GS base, no swapgs. */
 struct percpu {
 	uint32_t cpu;
 	uint32_t apic;
 	uint32_t in_fatal;
-	struct tss tss;
 };
 
 union kstack {

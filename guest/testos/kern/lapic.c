@@ -45,8 +45,8 @@ uint32_t lapic_id(void)
 void lapic_icr(uint32_t apic, uint32_t low)
 {
 	/* KVM delivers at once; the bound only guards odd LAPICs. */
-	for (int i = 0; i < 1000 && (mmio_read32(LAPIC_BASE + APIC_ICR_LO) &
-				     ICR_BUSY);
+	for (int i = 0;
+	     i < 1000 && (mmio_read32(LAPIC_BASE + APIC_ICR_LO) & ICR_BUSY);
 	     i++)
 		;
 	lapic_write(APIC_ICR_HI, apic << 24);

@@ -9,10 +9,9 @@
 #include "x86.h"
 
 static const char *const exc_names[32] = {
-	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
-	"#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "15",
-	"#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "22", "23",
-	"24",  "25",  "26",  "27",  "#HV", "#VC", "#SX", "31",
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
+    "#NP", "#SS", "#GP", "#PF", "15",  "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+    "22",  "23",  "24",	 "25",	"26",  "27",  "#HV", "#VC", "#SX", "31",
 };
 
 void kexit(uint32_t status)
@@ -26,7 +25,9 @@ static void out_port(uint16_t port, uint32_t v, uint64_t size)
 	if (size == 1)
 		outb(port, (uint8_t)v);
 	else if (size == 2)
-		__asm__ volatile("outw %0, %1" : : "a"((uint16_t)v), "Nd"(port));
+		__asm__ volatile("outw %0, %1"
+				 :
+				 : "a"((uint16_t)v), "Nd"(port));
 	else
 		outl(port, v);
 }
@@ -64,6 +65,13 @@ static void sys_call(struct trap_frame *f)
 		break;
 	case SYS_PARK:
 		halt_forever();
+	case SYS_WAIT:
+		/* IF=0 here, so nothing slips between the check and hlt (sti
+		 * holds interrupts off for one more instruction). The
+		 * interrupt's handler runs at ring 0 and returns here. */
+		if (*(volatile uint64_t *)f->rdi == f->rsi)
+			__asm__ volatile("sti; hlt; cli" ::: "memory");
+		break;
 	default:
 		ret = SYS_EBADCALL;
 		break;
@@ -92,8 +100,7 @@ static void fatal(struct trap_frame *f)
 		f->rdi, f->rbp, f->r8);
 	kprintf("  r9 =%016lx r10=%016lx r11=%016lx r12=%016lx\n", f->r9,
 		f->r10, f->r11, f->r12);
-	kprintf("  r13=%016lx r14=%016lx r15=%016lx\n", f->r13, f->r14,
-		f->r15);
+	kprintf("  r13=%016lx r14=%016lx r15=%016lx\n", f->r13, f->r14, f->r15);
 	kprintf("TEST %s FAIL unexpected exception %s\n",
 		shared.test_name ? shared.test_name : "?", name);
 	kexit(EXIT_EXCEPTION);
@@ -110,8 +117,7 @@ void trap(struct trap_frame *f)
 	}
 	/* #GP on the probing `in` means IOPL=3 does not give ring 3 the
 	 * ports here: note it and skip the 1-byte instruction. */
-	if (user && f->vector == VEC_GP &&
-	    f->rip == (uint64_t)uio_probe_insn) {
+	if (user && f->vector == VEC_GP && f->rip == (uint64_t)uio_probe_insn) {
 		shared.io_probe_faulted = 1;
 		f->rip += 1;
 		return;

@@ -38,7 +38,7 @@ static void put_num(struct out *o, uint64_t v, unsigned base, int neg,
 
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
-	struct out o = { buf, size, 0 };
+	struct out o = {buf, size, 0};
 
 	for (; *fmt; fmt++) {
 		int width = 0, lng = 0, left = 0;

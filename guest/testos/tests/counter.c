@@ -25,7 +25,8 @@ static int counter(struct tctx *t)
 	expect = iters * t->ncpus;
 	tprintf("counter: total=%lu expected=%lu cpus=%u iters=%lu "
 		"slowest_cpu_ms=%lu\n",
-		word, expect, t->ncpus, iters, cycles_to_ns(max_cycles) / 1000000);
+		word, expect, t->ncpus, iters,
+		cycles_to_ns(max_cycles) / 1000000);
 	if (word != expect)
 		return tfail(t, "total %lu != %lu", word, expect);
 	return 0;

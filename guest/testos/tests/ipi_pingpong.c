@@ -9,18 +9,25 @@
 
 #define WARMUP 16
 
-static volatile uint32_t done;
+static volatile uint64_t done;
+static uint64_t use_hlt;
 
 static int ipi_pingpong(struct tctx *t)
 {
 	uint64_t rounds = targ("rounds", 1000), *v;
 	unsigned partner = t->ncpus > 1 ? 1 : 0;
 
+	use_hlt = targ("hlt", 0);
 	if (t->cpu != 0) {
-		/* The partner must sit at ring 3 (IF=1), not parked in hlt. */
+		/* The partner waits with IF=1: spinning at ring 3, or with
+		 * hlt=1 halted in the kernel (SYS_WAIT), like an idle CPU. */
 		if (t->cpu == partner)
-			while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE))
-				cpu_relax();
+			while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE)) {
+				if (use_hlt)
+					usys(SYS_WAIT, (long)&done, 0, 0);
+				else
+					cpu_relax();
+			}
 		return 0;
 	}
 	if (!rounds)
@@ -35,10 +42,16 @@ static int ipi_pingpong(struct tctx *t)
 
 		usys(SYS_IPI, shared.cpu_apic[partner], VEC_PING, 0);
 		while (__atomic_load_n(&ipi_pongs, __ATOMIC_ACQUIRE) != want) {
-			cpu_relax();
+			if (use_hlt)
+				usys(SYS_WAIT, (long)&ipi_pongs, want - 1, 0);
+			else
+				cpu_relax();
 			if (past(deadline)) {
-				done = 1;
-				return tfail(t, "round %lu: no pong (pings %lu)",
+				__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+				usys(SYS_IPI, shared.cpu_apic[partner],
+				     VEC_PONG, 0);
+				return tfail(t,
+					     "round %lu: no pong (pings %lu)",
 					     r, ipi_pings);
 			}
 		}
@@ -46,8 +59,14 @@ static int ipi_pingpong(struct tctx *t)
 			v[r - WARMUP] = rdtsc_ordered() - t0;
 	}
 	__atomic_store_n(&done, 1, __ATOMIC_RELEASE);
-	tprintf("ipi-pingpong: cpu0 <-> cpu%u (apic %u), %lu rounds\n",
-		partner, shared.cpu_apic[partner], rounds);
+	/* Wake a halted partner so it sees `done` (its PONG is not counted
+	 * any more: ipi_pongs is no longer read). */
+	if (partner)
+		usys(SYS_IPI, shared.cpu_apic[partner], VEC_PONG, 0);
+	tprintf("ipi-pingpong: cpu0 <-> cpu%u (apic %u), %lu rounds, "
+		"waiting by %s\n",
+		partner, shared.cpu_apic[partner], rounds,
+		use_hlt ? "hlt" : "spinning");
 	stats_report("ipi-pingpong", v, rounds);
 	if (ipi_pings != rounds + WARMUP)
 		return tfail(t, "pings %lu != %lu", ipi_pings, rounds + WARMUP);

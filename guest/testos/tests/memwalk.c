@@ -51,8 +51,8 @@ static void check(volatile uint64_t *p, uint64_t n)
 			atomic_add(&bad, 1);
 			for (uint64_t f = first_bad; (uint64_t)&p[i] < f;)
 				if (__atomic_compare_exchange_n(
-					    &first_bad, &f, (uint64_t)&p[i], 0,
-					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+					&first_bad, &f, (uint64_t)&p[i], 0,
+					__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 					break;
 		}
 	}

@@ -34,8 +34,7 @@ uint64_t targ(const char *key, uint64_t def)
 	if (!v)
 		return def;
 	if (parse_u64(v, len, &out)) {
-		tprintf("testos: bad value for %s= on the command line\n",
-			key);
+		tprintf("testos: bad value for %s= on the command line\n", key);
 		tprintf("TEST %s FAIL bad command line\n",
 			shared.test_name ? shared.test_name : "?");
 		uexit(EXIT_BADCMD);

@@ -12,8 +12,7 @@
 
 #define FINISH_TIMEOUT_MS 120000
 
-extern const struct testos_test __start_testos_tests[],
-	__stop_testos_tests[];
+extern const struct testos_test __start_testos_tests[], __stop_testos_tests[];
 
 static volatile uint32_t go;
 static volatile uint32_t finished;
@@ -112,7 +111,7 @@ void finish_run(struct tctx *t)
 
 void user_main(unsigned cpu)
 {
-	struct tctx t = { .cpu = cpu };
+	struct tctx t = {.cpu = cpu};
 
 	if (cpu == 0) {
 		shared.user_tsc = rdtsc();

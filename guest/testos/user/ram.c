@@ -36,7 +36,7 @@ size_t ram_ranges(struct ram_range *r, size_t max)
 		if (end > MAPPED_TOP)
 			end = MAPPED_TOP;
 		if (s < end)
-			r[n++] = (struct ram_range){ s, end };
+			r[n++] = (struct ram_range){s, end};
 	}
 	return n;
 }

@@ -55,6 +55,8 @@ void stats_report(const char *label, uint64_t *v, size_t n)
 	tprintf("%s: n=%zu p50_cycles=%lu p99_cycles=%lu p50_ns=%lu "
 		"p99_ns=%lu\n",
 		label, n, p50, p99, cycles_to_ns(p50), cycles_to_ns(p99));
-	tprintf("%s: min_cycles=%lu max_cycles=%lu tsc_khz=%lu\n", label,
-		n ? v[0] : 0, n ? v[n - 1] : 0, tsc_khz());
+	tprintf("%s: min_cycles=%lu p90_cycles=%lu p95_cycles=%lu "
+		"max_cycles=%lu tsc_khz=%lu\n",
+		label, n ? v[0] : 0, stats_pct(v, n, 90), stats_pct(v, n, 95),
+		n ? v[n - 1] : 0, tsc_khz());
 }
