@@ -12,7 +12,7 @@
 const char config_run_usage[] =
 	"usage: slos run --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"                [--vcpus N] [--mem SIZE] [--name NAME] [--stats]\n"
-	"                [--pvm auto|on|off]\n"
+	"                [--pvm auto|on|off] [--profile FILE [--profile-ms N]]\n"
 	"  SIZE: bytes, or with a K, M, G or T suffix (512M, 2G)\n";
 
 int config__parse_size(const char *s, uint64_t *out)
@@ -92,6 +92,8 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		{ "name", required_argument, NULL, 'N' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "pvm", required_argument, NULL, 'p' },
+		{ "profile", required_argument, NULL, 'P' },
+		{ "profile-ms", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -100,7 +102,7 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 	int o;
 
 	*c = (struct vm_config){ .nr_vcpus = 1, .mem_size = CONFIG_MEM_DEFAULT,
-				 .pvm = -1 };
+				 .pvm = -1, .profile_us = 10000 };
 	optind = 1;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -158,6 +160,18 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 				return bad(err, errlen,
 					   "--pvm '%s': auto, on or off",
 					   optarg);
+			break;
+		case 'P':
+			c->profile = optarg;
+			break;
+		case 'T':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || n < 1 || n > 10000)
+				return bad(err, errlen,
+					   "--profile-ms '%s': 1 to 10000",
+					   optarg);
+			c->profile_us = n * 1000;
 			break;
 		case 'h':
 			return 1;

@@ -183,6 +183,8 @@ static int cmd_run(int argc, char **argv)
 	unlink(path);
 	if (cfg.stats)
 		vm__print_stats(&vm);
+	if (cfg.profile)
+		profile__write(cfg.profile, vm.vcpus, cfg.nr_vcpus);
 	vm__exit(&vm);
 	return r;
 }

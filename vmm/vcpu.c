@@ -314,8 +314,13 @@ void *vcpu__thread(void *arg)
 
 	snprintf(name, sizeof(name), "slos-vcpu%d", v->id);
 	pthread_setname_np(pthread_self(), name);
+	if (vm->cfg.profile && profile__start(v, vm->cfg.profile_us))
+		fprintf(stderr, "slos: vcpu %d: profiling unavailable\n", v->id);
 	while (!atomic_load(&vm->stopping)) {
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		int r = ioctl(v->fd, KVM_RUN, 0);
+		if (v->prof.armed)
+			profile__tick(v);
+		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
 			fatal(v, "KVM_RUN failed: errno %llu", errno);
@@ -324,6 +329,7 @@ void *vcpu__thread(void *arg)
 		v->st.exits++;
 		handle_exit(v);
 	}
+	profile__stop(v);
 	return NULL;
 }
 

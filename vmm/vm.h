@@ -17,6 +17,7 @@
 #include "vmm/fault.h"
 #include "vmm/io.h"
 #include "vmm/mem.h"
+#include "vmm/profile.h"
 
 /* Exit statuses of `slos run` (a test-exit device picks its own). */
 #define VM_EXIT_OK	0 /* power-off, reboot, `ctl stop` */
@@ -36,6 +37,7 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	struct vcpu_stats st;
+	struct profile prof;
 };
 
 struct vm_config {
@@ -44,6 +46,8 @@ struct vm_config {
 	unsigned nr_vcpus;
 	uint64_t mem_size;
 	bool stats;
+	const char *profile;	 /* RIP samples file, or NULL */
+	unsigned profile_us;	 /* sampling period */
 	int pvm; /* -1 detect, 0 off, 1 on */
 };
 
