@@ -43,3 +43,5 @@ $(O)/guest/testos.elf: $(TESTOS_O)/kernel.o $(TESTOS_O)/user.o \
 	$(TESTOS_LD) -static -nostdlib -z max-page-size=4096 -z noexecstack \
 		--build-id=none --no-warn-rwx-segments -T $(TESTOS_DIR)/testos.ld \
 		-o $@ $(TESTOS_O)/kernel.o $(TESTOS_O)/user.o
+
+-include $(TESTOS_KOBJS:.o=.d) $(TESTOS_UOBJS:.o=.d)

@@ -36,6 +36,7 @@
 #define VEC_GP	 13
 #define VEC_PING 0xF0 /* receiver counts it and answers with VEC_PONG */
 #define VEC_PONG 0xF1
+#define VEC_WAKE 0xF2 /* only ends a SYS_WAIT: EOI and return */
 #define VEC_SPUR 0xFF
 
 /* Ports. */

@@ -26,6 +26,7 @@ struct shared {
 	uint32_t ncpus;	     /* CPUs brought up, ids 0..ncpus-1 */
 	uint32_t cpu_apic[MAX_CPUS];
 	uint64_t boot_tsc; /* TSC at kernel entry */
+	uint64_t smp_tsc;  /* TSC when AP bring-up started */
 	uint64_t user_tsc; /* TSC when CPU 0 entered ring 3 */
 	/* kvmclock's TSC scale, if KVM filled it (version != 0). */
 	uint32_t kvmclock_version;

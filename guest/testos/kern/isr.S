@@ -126,6 +126,14 @@ pong_entry:
 	pop	%rax
 	iretq
 
+	.globl wake_entry
+wake_entry:
+	push	%rax
+	mov	$LAPIC_BASE, %eax
+	movl	$0, APIC_EOI(%rax)
+	pop	%rax
+	iretq
+
 /* Spurious interrupts need neither EOI nor a report. */
 	.globl spurious_entry
 spurious_entry:

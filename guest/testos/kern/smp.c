@@ -32,6 +32,7 @@ void smp_boot(void)
 {
 	uint32_t n = shared.ncpus_madt;
 
+	shared.smp_tsc = rdtsc();
 	shared.cpu_alive[0] = 1;
 	shared.ncpus = 1;
 	if (n <= 1)

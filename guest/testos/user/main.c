@@ -14,7 +14,7 @@
 
 extern const struct testos_test __start_testos_tests[], __stop_testos_tests[];
 
-static volatile uint32_t go;
+static volatile uint64_t go;
 static volatile uint32_t finished;
 static volatile int results[MAX_CPUS];
 static const struct testos_test *cur;
@@ -46,10 +46,12 @@ static void setup(void)
 	uio_probe_in(PORT_COM1 + 5);
 	shared.io_direct = !shared.io_probe_faulted;
 	khz = tsc_khz();
-	tprintf("testos: cpus=%u/%u tsc_khz=%lu (%s) io=%s boot_ms=%lu\n",
+	tprintf("testos: cpus=%u/%u tsc_khz=%lu (%s) io=%s boot_ms=%lu "
+		"smp_ms=%lu\n",
 		shared.ncpus, shared.ncpus_madt, khz, tsc_khz_source(),
 		shared.io_direct ? "direct" : "ud2",
-		cycles_to_ns(shared.user_tsc - shared.boot_tsc) / 1000000);
+		cycles_to_ns(shared.user_tsc - shared.boot_tsc) / 1000000,
+		cycles_to_ns(shared.user_tsc - shared.smp_tsc) / 1000000);
 	tprintf("testos: cmdline '%s'\n", shared.cmdline);
 	if (shared.boot_error)
 		tprintf("testos: boot problem: %s\n", shared.boot_error);
@@ -76,6 +78,8 @@ static void setup(void)
 	}
 	t_start = rdtsc();
 	__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+	for (unsigned c = 1; c < shared.ncpus; c++)
+		usys(SYS_IPI, shared.cpu_apic[c], VEC_WAKE, 0);
 }
 
 void finish_run(struct tctx *t)
@@ -117,8 +121,10 @@ void user_main(unsigned cpu)
 		shared.user_tsc = rdtsc();
 		setup();
 	} else {
+		/* Halted, not spinning: during bring-up and CPU 0's setup
+		 * the waiting APs would take host CPUs from the others. */
 		while (!__atomic_load_n(&go, __ATOMIC_ACQUIRE))
-			cpu_relax();
+			usys(SYS_WAIT, (long)&go, 0, 0);
 	}
 	/* Read only after `go`: the BSP sets ncpus once bring-up is over. */
 	t.ncpus = shared.ncpus;
