@@ -68,6 +68,7 @@
 #define IRQ_CONSUMER	(1u << 0)
 #define IRQ_EDGE	(1u << 1)
 #define CRS_LEN		(12 + 9 + 2)
+#define RES_IO		0x47 /* small item: I/O port range, 7 bytes */
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -235,31 +236,45 @@ static void s5_body(struct aml *a, const void *ctx)
 	aml_int(a, 0);
 }
 
-/* ResourceTemplate () { Memory32Fixed (ReadWrite, base, size)
+/* ResourceTemplate () { Memory32Fixed (ReadWrite, base, size)  -- or, for
+ *   an I/O-port device, IO (Decode16, base, base, 1, size) --
  *   Interrupt (ResourceConsumer, Level|Edge, ActiveHigh, Exclusive) { gsi } }
  */
 static void crs_body(struct aml *a, const void *ctx)
 {
 	const struct acpi_mmio_dev *d = ctx;
 	uint8_t r[CRS_LEN];
+	size_t n;
 
-	r[0] = RES_MEM32_FIXED;
-	put16(r + 1, 9);
-	r[3] = 1; /* read-write */
-	put32(r + 4, d->base);
-	put32(r + 8, d->size);
+	if (d->io) {
+		r[0] = RES_IO;
+		r[1] = 1; /* 16-bit decode */
+		put16(r + 2, d->base);
+		put16(r + 4, d->base);
+		r[6] = 1; /* alignment */
+		r[7] = d->size;
+		n = 8;
+	} else {
+		r[0] = RES_MEM32_FIXED;
+		put16(r + 1, 9);
+		r[3] = 1; /* read-write */
+		put32(r + 4, d->base);
+		put32(r + 8, d->size);
+		n = 12;
+	}
 
-	r[12] = RES_EXT_IRQ;
-	put16(r + 13, 6);
-	r[15] = IRQ_CONSUMER | (d->edge ? IRQ_EDGE : 0);
-	r[16] = 1; /* one interrupt in the table */
-	put32(r + 17, d->gsi);
+	r[n] = RES_EXT_IRQ;
+	put16(r + n + 1, 6);
+	r[n + 3] = IRQ_CONSUMER | (d->edge ? IRQ_EDGE : 0);
+	r[n + 4] = 1; /* one interrupt in the table */
+	put32(r + n + 5, d->gsi);
+	n += 9;
 
-	r[21] = RES_END_TAG;
-	r[22] = 0; /* zero: "checksum OK" */
+	r[n++] = RES_END_TAG;
+	r[n++] = 0; /* zero: "checksum OK" */
 
-	aml_int(a, sizeof(r));
-	emit(a, r, sizeof(r));
+	aml_int(a, n);
+	emit(a, r, n);
 }
 
 struct dev_ctx {
@@ -435,7 +450,8 @@ static int config_ok(const struct acpi_config *cfg)
 		const struct acpi_mmio_dev *d = &cfg->devs[i];
 
 		if (!hid_ok(d->hid) || !d->size ||
-		    d->base > 0x100000000ULL - d->size)
+		    d->base > 0x100000000ULL - d->size ||
+		    (d->io && (d->size > 0xff || d->base + d->size > 0x10000)))
 			return 0;
 	}
 	return 1;

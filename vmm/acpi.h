@@ -38,6 +38,10 @@ struct acpi_mmio_dev {
 	 * true: edge-triggered, as Firecracker declares it. Active-high and
 	 * exclusive either way. */
 	bool edge;
+	/* An I/O-port range (IO descriptor, size < 256) instead of MMIO:
+	 * legacy devices such as the COM1 UART (PNP0501), which Linux in
+	 * hardware-reduced mode only wires to its IRQ when the DSDT says. */
+	bool io;
 };
 
 /* Device i is \_SB_.Dnnn (nnn = i in hex), so at most 4096 devices. */

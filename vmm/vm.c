@@ -192,9 +192,14 @@ static int load(struct vm *vm, uint64_t *entry)
 			return fail("%s", err);
 		bi.initrd_size = len;
 	}
+	static const struct acpi_mmio_dev com1 = {
+		.hid = "PNP0501", .base = UART_COM1_BASE, .size = 8,
+		.gsi = UART_COM1_IRQ, .edge = true, .io = true,
+	};
 	struct acpi_config ac = { .nr_vcpus = vm->cfg.nr_vcpus,
 				  .ioapic_base = IOAPIC_BASE,
-				  .ioapic_id = vm->cfg.nr_vcpus };
+				  .ioapic_id = vm->cfg.nr_vcpus,
+				  .nr_devs = 1, .devs = &com1 };
 	void *acpi = mem__ptr(&vm->mem, MEM_ACPI, MEM_ACPI_MAX);
 	if (!acpi || acpi__build(acpi, MEM_ACPI, MEM_ACPI_MAX, &ac,
 				 &bi.rsdp_gpa))

@@ -629,7 +629,7 @@ Test(acpi, deterministic)
 
 Test(acpi, rejects_what_it_cannot_express)
 {
-	struct acpi_mmio_dev d = {"LNRO0005", 0xD0000000, 0x200, 5, false};
+	struct acpi_mmio_dev d = {"LNRO0005", 0xD0000000, 0x200, 5, false, false};
 	struct acpi_config ok = {1, IOAPIC_BASE, 0, 1, &d}, c;
 	uint64_t r;
 	static const char *bad_hid[] = {NULL,	     "",	 "LNRO",
@@ -818,4 +818,20 @@ Test(acpi, acpiexec_powers_off_through_pm_port, .fini = rm_tmpdir)
 	cr_assert_not_null(strstr(out, "Triggering : Level"));
 	cr_assert_not_null(strstr(out, "Address : D0001000"));
 	free((void *)cfg.devs);
+}
+
+Test(acpi, io_port_device_for_com1)
+{
+	struct acpi_mmio_dev d = { .hid = "PNP0501", .base = 0x3f8, .size = 8,
+				   .gsi = 4, .edge = true, .io = true };
+	struct acpi_config c = { 1, IOAPIC_BASE, 0, 1, &d };
+	static const uint8_t io_desc[] = { 0x47, 1, 0xf8, 3, 0xf8, 3, 1, 8 };
+	uint64_t r;
+
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), 0);
+	cr_expect(memmem(buf, BUF_MAX, io_desc, sizeof(io_desc)),
+		  "no IO (Decode16, 0x3f8, 0x3f8, 1, 8) descriptor");
+	cr_expect(memmem(buf, BUF_MAX, "PNP0501", 7));
+	d.base = 0xfffc; /* runs past the 64 KiB port space */
+	cr_expect_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
 }
