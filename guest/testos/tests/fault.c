@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Deliberately raises an exception at ring 3 (kind=pf|ud|gp|de|bp, default
- * pf): checks that ring-3 exceptions reach the kernel, which must report
- * them and end the run with exit status 3. Returning here is the failure.
+ * pf), or in the kernel (kgp): checks that exceptions reach the kernel,
+ * which must report them and end the run with exit status 3. Returning
+ * here is the failure.
  */
 #include "lib.h"
 #include "test.h"
@@ -30,8 +31,12 @@ static int fault(struct tctx *t)
 				 : "ecx");
 	} else if (len == 2 && !strncmp(k, "bp", 2)) {
 		__asm__ volatile("int3");
+	} else if (len == 3 && !strncmp(k, "kgp", 3)) {
+		/* A non-canonical pointer makes the kernel itself fault
+		 * (#GP at ring 0) inside the SYS_WAIT call. */
+		usys(SYS_WAIT, (long)0xdead000000000000ULL, 0, 0);
 	} else {
-		tprintf("testos: kind= must be pf, ud, gp, de or bp\n");
+		tprintf("testos: kind= must be pf, ud, gp, de, bp or kgp\n");
 		tprintf("TEST fault FAIL bad command line\n");
 		uexit(EXIT_BADCMD);
 	}
@@ -39,4 +44,4 @@ static int fault(struct tctx *t)
 }
 
 TESTOS_TEST("fault", fault,
-	    "kind=pf|ud|gp|de|bp exception at ring 3: must exit with 3");
+	    "kind=pf|ud|gp|de|bp|kgp exception: must exit with 3");
