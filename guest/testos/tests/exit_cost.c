@@ -27,7 +27,7 @@ static int exit_cost(struct tctx *t)
 			v[i - WARMUP] = rdtsc_ordered() - t0;
 	}
 	if (!shared.io_direct)
-		tprintf("exit-cost: note: out via ud2 call (no ring-3 IOPL)\n");
+		tprintf("exit-cost: note: io=ud2, each out is a ud2 call\n");
 	stats_report("exit-cost", v, n);
 	return 0;
 }

@@ -45,6 +45,10 @@ static void setup(void)
 
 	uio_probe_in(PORT_COM1 + 5);
 	shared.io_direct = !shared.io_probe_faulted;
+	/* io=ud2 forces the fallback, to test it or compare costs. */
+	name = targ_str("io", &len);
+	if (name && len == 3 && !strncmp(name, "ud2", 3))
+		shared.io_direct = 0;
 	khz = tsc_khz();
 	tprintf("testos: cpus=%u/%u tsc_khz=%lu (%s) io=%s boot_ms=%lu "
 		"smp_ms=%lu\n",
