@@ -20,7 +20,8 @@
 #define SEL_TSS0    0x40 /* + 16 * cpu */
 #define GDT_FIXED   8	 /* 8-byte slots before the TSS descriptors */
 
-/* Ring-3 RFLAGS: IF, IOPL=3 (direct port I/O), reserved bit 1. */
+/* Ring-3 RFLAGS: IF, IOPL=3 (port I/O on hardware KVM; PVM needs the TSS
+ * I/O bitmap as well), reserved bit 1. */
 #define USER_RFLAGS 0x3202
 
 /* Memory layout (see testos.ld): kernel below USER_BASE, user above. */

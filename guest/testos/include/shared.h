@@ -38,7 +38,7 @@ struct shared {
 	struct e820_entry e820[E820_MAX];
 	const char *test_name;	/* set by ring 3 for the kernel's reports */
 	const char *boot_error; /* kernel-side problem to report, or 0 */
-	/* 1 once ring 3 found `in`/`out` work directly with IOPL=3. */
+	/* 1 once ring 3 found that `in`/`out` work directly. */
 	volatile uint32_t io_direct;
 	volatile uint32_t io_probe_faulted;
 	volatile uint32_t cpu_alive[MAX_CPUS]; /* kernel side reached */

@@ -71,7 +71,7 @@ uint64_t stats_pct(const uint64_t *sorted, size_t n, unsigned p);
  * p99_ns=..` (the format benchmarks parse), then min/max on a second line. */
 void stats_report(const char *label, uint64_t *v, size_t n);
 
-/* Port I/O from ring 3: direct with IOPL=3, else ud2 calls. */
+/* Port I/O from ring 3: direct if the probe worked, else ud2 calls. */
 void uoutb(uint16_t port, uint8_t v);
 uint8_t uinb(uint16_t port);
 __attribute__((noreturn)) void uexit(uint32_t status);

@@ -115,8 +115,8 @@ void trap(struct trap_frame *f)
 		sys_call(f);
 		return;
 	}
-	/* #GP on the probing `in` means IOPL=3 does not give ring 3 the
-	 * ports here: note it and skip the 1-byte instruction. */
+	/* #GP on the probing `in` means neither IOPL nor the bitmap gives
+	 * ring 3 the ports here: note it and skip the 1-byte instruction. */
 	if (user && f->vector == VEC_GP && f->rip == (uint64_t)uio_probe_insn) {
 		shared.io_probe_faulted = 1;
 		f->rip += 1;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Port I/O and serial output at ring 3. With IOPL=3 `in`/`out` run
- * directly (each is a VM exit, but no emulated ring-0 code); where the
- * hypervisor refuses them (the probe took #GP) they become ud2 calls.
+ * Port I/O and serial output at ring 3. IOPL=3 and the TSS I/O bitmap let
+ * `in`/`out` run directly (each is a VM exit, but no emulated ring-0
+ * code); where the hypervisor refuses them anyway (the probe took #GP)
+ * they become ud2 calls.
  */
 #include <stdarg.h>
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Ring-3 entry (iretq target, CPU id in RDI) and the IOPL probe. */
+/* Ring-3 entry (iretq target, CPU id in RDI) and the port I/O probe. */
 	.text
 	.globl user_start
 user_start:
