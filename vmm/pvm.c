@@ -11,6 +11,7 @@ static const char *const names[PVM_NR_INSNS] = {
 	[PVM_CLAC] = "clac",	   [PVM_STAC] = "stac",
 	[PVM_FENCE] = "fence",	   [PVM_PAUSE] = "pause",
 	[PVM_XGETBV] = "xgetbv",   [PVM_POPCNT] = "popcnt",
+	[PVM_LDMXCSR] = "ldmxcsr", [PVM_STMXCSR] = "stmxcsr",
 };
 
 static uint64_t counts[PVM_NR_INSNS];
@@ -94,6 +95,92 @@ static int popcnt(const uint8_t *p, size_t n, unsigned rex, bool opsize,
 	return 0;
 }
 
+/*
+ * Effective address of a ModRM memory operand at p[0..n) (64-bit
+ * addressing, no segment override). A RIP-relative operand yields only its
+ * displacement: the caller adds the RIP after the whole instruction.
+ * Returns the bytes of ModRM, SIB and displacement, or -1 for a register
+ * operand or truncated bytes.
+ */
+static int modrm_ea(const uint8_t *p, size_t n, unsigned rex,
+		    struct kvm_regs *r, uint64_t *ea)
+{
+	unsigned mod, rm, len = 1;
+	uint64_t base = 0;
+	int64_t disp = 0;
+
+	if (n < 1 || (p[0] >> 6) == 3)
+		return -1;
+	mod = p[0] >> 6;
+	rm = p[0] & 7;
+	if (rm == 4) { /* SIB */
+		if (n < 2)
+			return -1;
+		uint8_t sib = p[1];
+		unsigned idx = ((sib >> 3) & 7) | ((rex & 2) << 2);
+		unsigned b = (sib & 7) | ((rex & 1) << 3);
+		len = 2;
+		if (idx != 4)
+			base += *gpr(r, idx) << (sib >> 6);
+		if ((sib & 7) == 5 && mod == 0) {
+			if (n < len + 4)
+				return -1;
+			disp = (int32_t)(p[len] | p[len + 1] << 8 |
+					 p[len + 2] << 16 |
+					 (uint32_t)p[len + 3] << 24);
+			*ea = base + disp;
+			return len + 4;
+		}
+		base += *gpr(r, b);
+	} else if (rm == 5 && mod == 0) { /* RIP-relative */
+		if (n < 5)
+			return -1;
+		disp = (int32_t)(p[1] | p[2] << 8 | p[3] << 16 |
+				 (uint32_t)p[4] << 24);
+		*ea = disp;
+		return 5;
+	} else {
+		base = *gpr(r, rm | ((rex & 1) << 3));
+	}
+	if (mod == 1) {
+		if (n < len + 1)
+			return -1;
+		disp = (int8_t)p[len];
+		len += 1;
+	} else if (mod == 2) {
+		if (n < len + 4)
+			return -1;
+		disp = (int32_t)(p[len] | p[len + 1] << 8 | p[len + 2] << 16 |
+				 (uint32_t)p[len + 3] << 24);
+		len += 4;
+	}
+	*ea = base + disp;
+	return len;
+}
+
+/* ldmxcsr/stmxcsr m32: 0f ae /2, /3. */
+static int mxcsr_op(const uint8_t *op, size_t left, unsigned prefix_len,
+		    unsigned rex, struct kvm_regs *r, struct pvm_fix *fix)
+{
+	uint64_t ea;
+	int ml = modrm_ea(op + 2, left - 2, rex, r, &ea);
+
+	if (ml < 0)
+		return -1;
+	fix->len = prefix_len + 2 + ml;
+	if ((op[2] >> 6) == 0 && (op[2] & 7) == 5)
+		ea += r->rip + fix->len;
+	fix->ea = ea;
+	if (((op[2] >> 3) & 7) == 2) {
+		fix->insn = PVM_LDMXCSR;
+		fix->mem = PVM_MEM_LOAD_MXCSR;
+	} else {
+		fix->insn = PVM_STMXCSR;
+		fix->mem = PVM_MEM_STORE_MXCSR;
+	}
+	return 0;
+}
+
 int pvm__complete(const uint8_t *insn, size_t n, struct kvm_regs *regs,
 		  uint64_t xcr0, struct pvm_fix *fix)
 {
@@ -102,6 +189,7 @@ int pvm__complete(const uint8_t *insn, size_t n, struct kvm_regs *regs,
 	bool rep = false, opsize = false;
 
 	fix->inject = -1;
+	fix->mem = PVM_MEM_NONE;
 	/* Legacy prefixes, then at most one REX right before the opcode. */
 	for (; i < n && i < 14; i++) {
 		uint8_t b = insn[i];
@@ -151,6 +239,11 @@ int pvm__complete(const uint8_t *insn, size_t n, struct kvm_regs *regs,
 		fix->len = i + 3;
 		regs->rax = (uint32_t)xcr0;
 		regs->rdx = xcr0 >> 32;
+	} else if (left >= 3 && op[0] == 0x0f && op[1] == 0xae &&
+		   (op[2] >> 6) != 3 &&
+		   (((op[2] >> 3) & 7) == 2 || ((op[2] >> 3) & 7) == 3)) {
+		if (mxcsr_op(op, left, i, rex, regs, fix))
+			return -1;
 	} else if (rep && left >= 3 && op[0] == 0x0f && op[1] == 0xb8) {
 		if (popcnt(op + 2, left - 2, rex, opsize, regs))
 			return -1;

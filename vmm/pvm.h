@@ -26,13 +26,24 @@ enum pvm_insn {
 	PVM_PAUSE,
 	PVM_XGETBV,
 	PVM_POPCNT,
+	PVM_LDMXCSR,
+	PVM_STMXCSR,
 	PVM_NR_INSNS,
+};
+
+/* A memory access the caller completes through the guest's page tables. */
+enum pvm_mem {
+	PVM_MEM_NONE,
+	PVM_MEM_LOAD_MXCSR,  /* MXCSR = 32 bits at ea */
+	PVM_MEM_STORE_MXCSR, /* 32 bits at ea = MXCSR */
 };
 
 struct pvm_fix {
 	enum pvm_insn insn;
 	unsigned len;	    /* bytes to advance RIP */
 	int inject;	    /* exception vector to inject after, or -1 */
+	enum pvm_mem mem;   /* memory half of the instruction, if any */
+	uint64_t ea;	    /* its guest-virtual address */
 };
 
 /* SLOS_PVM=0/1 in the environment overrides detection. */

@@ -171,6 +171,45 @@ static int inject(struct vcpu *v, int vector)
 	return 0;
 }
 
+/* 4 bytes at a guest-virtual address, through the guest's page tables;
+ * each byte is translated on its own since the operand may straddle pages. */
+static int guest_rw32(struct vcpu *v, uint64_t gva, uint32_t *val, bool wr)
+{
+	uint8_t *b = (uint8_t *)val;
+
+	for (int i = 0; i < 4; i++) {
+		struct kvm_translation t = { .linear_address = gva + i };
+		if (ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid ||
+		    (wr && !t.writeable))
+			return -1;
+		uint8_t *p = mem__ptr(&v->vm->mem, t.physical_address, 1);
+		if (!p)
+			return -1;
+		if (wr)
+			*p = b[i];
+		else
+			b[i] = *p;
+	}
+	return 0;
+}
+
+static int mxcsr_access(struct vcpu *v, const struct pvm_fix *fix)
+{
+	struct kvm_fpu f;
+	uint32_t m;
+
+	if (ioctl(v->fd, KVM_GET_FPU, &f) < 0)
+		return -1;
+	if (fix->mem == PVM_MEM_STORE_MXCSR) {
+		m = f.mxcsr;
+		return guest_rw32(v, fix->ea, &m, true);
+	}
+	if (guest_rw32(v, fix->ea, &m, false))
+		return -1;
+	f.mxcsr = m;
+	return ioctl(v->fd, KVM_SET_FPU, &f) < 0 ? -1 : 0;
+}
+
 static int pvm_complete(struct vcpu *v)
 {
 	struct kvm_regs r;
@@ -187,6 +226,8 @@ static int pvm_complete(struct vcpu *v)
 	if (!ioctl(v->fd, KVM_GET_XCRS, &x) && x.nr_xcrs)
 		xcr0 = x.xcrs[0].value;
 	if (pvm__complete(b, n, &r, xcr0, &fix))
+		return -1;
+	if (fix.mem != PVM_MEM_NONE && mxcsr_access(v, &fix))
 		return -1;
 	if (ioctl(v->fd, KVM_SET_REGS, &r) < 0)
 		return -1;

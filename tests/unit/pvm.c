@@ -108,3 +108,38 @@ Test(pvm, detection_override)
 	cr_expect(pvm__detect());
 	unsetenv("SLOS_PVM");
 }
+
+Test(pvm, ldmxcsr_stmxcsr_memory_operands)
+{
+	struct kvm_regs r = regs();
+	struct pvm_fix f;
+
+	/* ldmxcsr 0x4(%rsp): 0f ae 54 24 04 (met in kernel_fpu_begin) */
+	r.rsp = 0xffffc9000000fd80ULL;
+	cr_assert_eq(pvm__complete(BYTES(0x0f, 0xae, 0x54, 0x24, 0x04), 5, &r,
+				   0, &f), 0);
+	cr_expect_eq(f.insn, PVM_LDMXCSR);
+	cr_expect_eq(f.mem, PVM_MEM_LOAD_MXCSR);
+	cr_expect_eq(f.ea, 0xffffc9000000fd84ULL);
+	cr_expect_eq(r.rip, 0x1005);
+	/* stmxcsr -0x10(%rbp): 0f ae 5d f0 */
+	r.rbp = 0x8000;
+	cr_assert_eq(pvm__complete(BYTES(0x0f, 0xae, 0x5d, 0xf0), 4, &r, 0,
+				   &f), 0);
+	cr_expect_eq(f.mem, PVM_MEM_STORE_MXCSR);
+	cr_expect_eq(f.ea, 0x7ff0);
+	/* ldmxcsr 0x100(%rip): relative to the next instruction */
+	r.rip = 0x2000;
+	cr_assert_eq(pvm__complete(BYTES(0x0f, 0xae, 0x15, 0x00, 0x01, 0, 0),
+				   7, &r, 0, &f), 0);
+	cr_expect_eq(f.ea, 0x2007 + 0x100);
+	/* ldmxcsr (%r12,%rbx,8) with REX.B: 41 0f ae 14 dc */
+	r.r12 = 0x1000;
+	r.rbx = 2;
+	cr_assert_eq(pvm__complete(BYTES(0x41, 0x0f, 0xae, 0x14, 0xdc), 5, &r,
+				   0, &f), 0);
+	cr_expect_eq(f.ea, 0x1000 + 16);
+	/* truncated displacement is refused */
+	cr_expect_eq(pvm__complete(BYTES(0x0f, 0xae, 0x54, 0x24), 4, &r, 0,
+				   &f), -1);
+}
