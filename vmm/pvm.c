@@ -26,16 +26,28 @@ bool pvm__detect(void)
 }
 
 /*
- * Each option avoids an instruction KVM's emulator cannot execute, or cuts
- * emulated work (docs/pvm.md has the list with the evidence):
+ * Guest ring 0 is emulated, so the options come in two groups (docs/pvm.md
+ * has both tables with the evidence). Each of the first avoids an
+ * instruction KVM's emulator cannot execute:
  *  clearcpuid=141  cx16: SLUB's `lock cmpxchg16b`
  *  clearcpuid=151  popcnt: hweight's `popcnt`
  *  clearcpuid=308  smap: `clac`/`stac` on every exception entry
  *  noxsave         FPU init's `xrstor` (and with it AVX in the kernel)
+ * Each of the second cuts emulated work a boot profile showed:
+ *  initcall_blacklist=ftrace_check_for_weak_functions
+ *                  a kallsyms lookup for each of ~40k ftrace records: 250 s
+ *                  of Debian's stock kernel's boot, and soft-lockup splats
+ *  mitigations=off return thunks (SRSO safe-ret) and retpolines on every
+ *                  call and return: ~6% of the profile
+ *  tsc=reliable    no clocksource watchdog; TSC reads instead of pvclock
+ *  nowatchdog      no soft-lockup detector (an emulated CPU "locks up" for
+ *                  seconds in long loops, and the splat unwinds the stack)
  */
 const char *pvm__cmdline(void)
 {
-	return "clearcpuid=141,151,308 noxsave";
+	return "clearcpuid=141,151,308 noxsave "
+	       "initcall_blacklist=ftrace_check_for_weak_functions "
+	       "mitigations=off tsc=reliable nowatchdog";
 }
 
 const char *pvm__insn_name(enum pvm_insn i)
