@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 enum pvm_insn {
 	PVM_INT3,
@@ -58,6 +59,39 @@ const char *pvm__cmdline(void);
 int pvm__complete(const uint8_t *insn, size_t n, struct kvm_regs *regs,
 		  uint64_t xcr0, struct pvm_fix *fix);
 const char *pvm__insn_name(enum pvm_insn i);
+
+/*
+ * Acceleration of long string instructions at guest ring 0
+ * (vmm/pvm_accel.c): a per-vCPU timer kicks the vCPU, and a `rep stos` or
+ * `rep movs` found running is completed on guest RAM by slos.
+ */
+#define PVM_ACCEL_US	 2000
+#define PVM_STROP_DF	 0x400ULL
+#define PVM_STROP_MAX	 (1ULL << 30)
+
+struct pvm_accel {
+	timer_t timer;
+	int armed;
+	uint64_t ops, bytes;
+};
+
+struct pvm_strop {
+	bool fill;	    /* stos (else movs) */
+	unsigned size;	    /* element bytes */
+	unsigned len;	    /* instruction bytes */
+	uint64_t count, dst, src, value;
+};
+
+/* Decode a forward `rep stos`/`rep movs` at r->rip; 0, or -1 if it is not
+ * one slos completes. */
+int pvm__string_op(const uint8_t *b, size_t n, const struct kvm_regs *r,
+		   struct pvm_strop *op);
+
+struct vcpu;
+/* On the vCPU's thread: arm its kick timer; after each KVM_RUN: act on it. */
+int pvm_accel__start(struct vcpu *v, unsigned period_us);
+void pvm_accel__tick(struct vcpu *v);
+void pvm_accel__stop(struct vcpu *v);
 
 /* Per-process counters, printed with --stats. */
 void pvm__count(enum pvm_insn i);

@@ -357,10 +357,14 @@ void *vcpu__thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	if (vm->cfg.profile && profile__start(v, vm->cfg.profile_us))
 		fprintf(stderr, "slos: vcpu %d: profiling unavailable\n", v->id);
+	if (vm->pvm && pvm_accel__start(v, PVM_ACCEL_US))
+		fprintf(stderr, "slos: vcpu %d: no PVM acceleration\n", v->id);
 	while (!atomic_load(&vm->stopping)) {
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		if (v->prof.armed)
 			profile__tick(v);
+		if (v->accel.armed)
+			pvm_accel__tick(v);
 		if (r < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -371,6 +375,7 @@ void *vcpu__thread(void *arg)
 		handle_exit(v);
 	}
 	profile__stop(v);
+	pvm_accel__stop(v);
 	return NULL;
 }
 

@@ -352,11 +352,13 @@ void vm__print_stats(struct vm *vm)
 		struct vcpu_stats *s = &vm->vcpus[i].st;
 		fprintf(stderr,
 			"slos: vcpu %u exits %llu io %llu mmio %llu intr %llu "
-			"pvm %llu\n",
+			"pvm %llu strops %llu (%llu KiB)\n",
 			i, (unsigned long long)s->exits,
 			(unsigned long long)s->io, (unsigned long long)s->mmio,
 			(unsigned long long)s->intr,
-			(unsigned long long)s->pvm_fixups);
+			(unsigned long long)s->pvm_fixups,
+			(unsigned long long)vm->vcpus[i].accel.ops,
+			(unsigned long long)(vm->vcpus[i].accel.bytes >> 10));
 		t.exits += s->exits;
 	}
 	fprintf(stderr,

@@ -18,6 +18,7 @@
 #include "vmm/io.h"
 #include "vmm/mem.h"
 #include "vmm/profile.h"
+#include "vmm/pvm.h"
 
 /* Exit statuses of `slos run` (a test-exit device picks its own). */
 #define VM_EXIT_OK	0 /* power-off, reboot, `ctl stop` */
@@ -38,6 +39,7 @@ struct vcpu {
 	bool started;
 	struct vcpu_stats st;
 	struct profile prof;
+	struct pvm_accel accel; /* PVM only: string-instruction completion */
 };
 
 struct vm_config {

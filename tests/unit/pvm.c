@@ -143,3 +143,39 @@ Test(pvm, ldmxcsr_stmxcsr_memory_operands)
 	cr_expect_eq(pvm__complete(BYTES(0x0f, 0xae, 0x54, 0x24), 4, &r, 0,
 				   &f), -1);
 }
+
+Test(pvm, string_ops_decoded_for_acceleration)
+{
+	struct kvm_regs r = regs();
+	struct pvm_strop op;
+
+	r.rcx = 0x10000;
+	r.rdi = 0x5000;
+	r.rsi = 0x1000;
+	r.rax = 0;
+	/* rep stosb: clear_bss in Debian's kernel */
+	cr_assert_eq(pvm__string_op(BYTES(0xf3, 0xaa), 2, &r, &op), 0);
+	cr_expect(op.fill);
+	cr_expect_eq(op.size, 1);
+	cr_expect_eq(op.len, 2);
+	/* rep stosq */
+	cr_assert_eq(pvm__string_op(BYTES(0xf3, 0x48, 0xab), 3, &r, &op), 0);
+	cr_expect_eq(op.size, 8);
+	cr_expect_eq(op.len, 3);
+	/* rep movsl, no overlap (dst above src by less than the length is
+	 * refused; dst below src copies forward like memmove) */
+	cr_assert_eq(pvm__string_op(BYTES(0xf3, 0xa5), 2, &r, &op), -1,
+		     "dst inside [src, src+len) must be refused");
+	r.rdi = 0x100000;
+	cr_assert_eq(pvm__string_op(BYTES(0xf3, 0xa5), 2, &r, &op), 0);
+	cr_expect(!op.fill);
+	cr_expect_eq(op.size, 4);
+	/* no rep, DF set, other opcodes: left to KVM */
+	cr_expect_eq(pvm__string_op(BYTES(0xaa), 1, &r, &op), -1);
+	cr_expect_eq(pvm__string_op(BYTES(0xf3, 0x90), 2, &r, &op), -1);
+	r.rflags |= PVM_STROP_DF;
+	cr_expect_eq(pvm__string_op(BYTES(0xf3, 0xaa), 2, &r, &op), -1);
+	r.rflags &= ~PVM_STROP_DF;
+	r.rcx = ~0ULL; /* absurd counts are refused, not overflowed */
+	cr_expect_eq(pvm__string_op(BYTES(0xf3, 0x48, 0xab), 3, &r, &op), -1);
+}
