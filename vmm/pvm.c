@@ -33,10 +33,16 @@ bool pvm__detect(void)
  *  clearcpuid=151  popcnt: hweight's `popcnt`
  *  clearcpuid=308  smap: `clac`/`stac` on every exception entry
  *  noxsave         FPU init's `xrstor` (and with it AVX in the kernel)
+ *  clearcpuid=129,137,147,148,153,317  pclmulqdq, ssse3, sse4.1, sse4.2,
+ *                  aes, sha-ni: SIMD the kernel's crypto and crc code picks
+ *                  when present (blake2s_compress_ssse3's `movd` to %xmm15
+ *                  stopped the stock kernel in its RNG)
  * Each of the second cuts emulated work a boot profile showed:
- *  initcall_blacklist=ftrace_check_for_weak_functions
+ *  initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init
  *                  a kallsyms lookup for each of ~40k ftrace records: 250 s
- *                  of Debian's stock kernel's boot, and soft-lockup splats
+ *                  of Debian's stock kernel's boot, and soft-lockup splats;
+ *                  rewriting every trace event's format with enum values:
+ *                  7% of what was left (only trace output shows the names)
  *  mitigations=off return thunks (SRSO safe-ret) and retpolines on every
  *                  call and return: ~6% of the profile
  *  tsc=reliable    no clocksource watchdog; TSC reads instead of pvclock
@@ -45,9 +51,9 @@ bool pvm__detect(void)
  */
 const char *pvm__cmdline(void)
 {
-	return "clearcpuid=141,151,308 noxsave "
-	       "initcall_blacklist=ftrace_check_for_weak_functions "
-	       "mitigations=off tsc=reliable nowatchdog";
+	return "clearcpuid=129,137,141,147,148,151,153,308,317 noxsave "
+	       "initcall_blacklist=ftrace_check_for_weak_functions,"
+	       "trace_eval_init mitigations=off tsc=reliable nowatchdog";
 }
 
 const char *pvm__insn_name(enum pvm_insn i)
