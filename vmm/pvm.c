@@ -72,6 +72,7 @@ void pvm__print_stats(void)
 		if (counts[i])
 			fprintf(stderr, "slos: pvm completed %-8s %llu\n",
 				names[i], (unsigned long long)counts[i]);
+	pvm_syscall__print_stats();
 }
 
 static __u64 *gpr(struct kvm_regs *r, unsigned n)

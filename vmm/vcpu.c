@@ -337,6 +337,12 @@ static void handle_exit(struct vcpu *v)
 		fatal(v, "instruction nothing can complete (suberror %llu)",
 		      run->internal.suberror);
 		break;
+	case KVM_EXIT_DEBUG:
+		if (vm->pvm && !pvm_syscall__debug_exit(v))
+			break;
+		fatal(v, "unexpected debug exit (exception %llu)",
+		      run->debug.arch.exception);
+		break;
 	case KVM_EXIT_FAIL_ENTRY:
 		fatal(v, "entry failed (reason 0x%llx)",
 		      run->fail_entry.hardware_entry_failure_reason);
@@ -360,6 +366,8 @@ void *vcpu__thread(void *arg)
 	if (vm->pvm && pvm_accel__start(v, PVM_ACCEL_US))
 		fprintf(stderr, "slos: vcpu %d: no PVM acceleration\n", v->id);
 	while (!atomic_load(&vm->stopping)) {
+		if (vm->pvm)
+			pvm_syscall__prepare(v);
 		int r = ioctl(v->fd, KVM_RUN, 0);
 		if (v->prof.armed)
 			profile__tick(v);

@@ -40,6 +40,7 @@ struct vcpu {
 	struct vcpu_stats st;
 	struct profile prof;
 	struct pvm_accel accel; /* PVM only: string-instruction completion */
+	struct pvm_sys_vcpu pvm_sys; /* PVM only: system call breakpoints */
 };
 
 struct vm_config {
@@ -71,6 +72,7 @@ struct vm {
 	int stop_efd; /* readable once the VM has stopped */
 	uint64_t start_ns;
 	pthread_mutex_t lock;
+	struct pvm_sys_vm pvm_sys;
 };
 
 /* Create the VM, load the kernel, ready every vCPU; -1 with a message on
