@@ -516,11 +516,12 @@ static void trace(struct vcpu *v, const char *what)
 		return;
 	left--;
 	gva_copy(v, r->rsp, w, sizeof(w), false);
-	fprintf(stderr,
-		"slos: pvm-sys vcpu %d %s: rip %llx rsp %llx rflags %llx "
-		"rcx %llx r11 %llx frame %llx %llx %llx %llx %llx %llx\n",
-		v->id, what, r->rip, r->rsp, r->rflags, r->rcx, r->r11, w[0],
-		w[1], w[2], w[3], w[4], w[5]);
+	fprintf(
+	    stderr,
+	    "slos: pvm-sys t %llu vcpu %d %s: rip %llx rsp %llx rflags %llx "
+	    "rcx %llx r11 %llx frame %llx %llx %llx %llx %llx %llx\n",
+	    (unsigned long long)vm__now_ns(), v->id, what, r->rip, r->rsp,
+	    r->rflags, r->rcx, r->r11, w[0], w[1], w[2], w[3], w[4], w[5]);
 }
 
 int pvm_syscall__debug_exit(struct vcpu *v)
