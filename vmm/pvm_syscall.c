@@ -290,18 +290,20 @@ static int read_gate(struct vcpu *v, unsigned vec, struct pvm_gate *g)
 
 static int read_msrs(struct vcpu *v)
 {
-	struct {
+	union {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e[3];
-	} m = {.h.nmsrs = 3,
-	       .e = {{.index = MSR_STAR},
-		     {.index = MSR_LSTAR},
-		     {.index = MSR_SFMASK}}};
+		uint8_t b[sizeof(struct kvm_msrs) +
+			  3 * sizeof(struct kvm_msr_entry)];
+	} m = {.h.nmsrs = 3};
+	struct kvm_msr_entry *e = m.h.entries;
 
+	e[0].index = MSR_STAR;
+	e[1].index = MSR_LSTAR;
+	e[2].index = MSR_SFMASK;
 	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 3)
 		return -1;
 	v->pvm_sys.msrs = (struct pvm_sys_msrs){
-	    .star = m.e[0].data, .lstar = m.e[1].data, .sfmask = m.e[2].data};
+	    .star = e[0].data, .lstar = e[1].data, .sfmask = e[2].data};
 	return 0;
 }
 
