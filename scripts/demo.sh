@@ -9,7 +9,9 @@ SECS=${SECS:-30}
 echo "demo: building the project kernel (cached after the first run)"
 scripts/build-linux-guest.sh "$OUT"
 log=build/demo.log
-cmdline="console=ttyS0 rcutorture.torture_type=none locktorture.shutdown_secs=$SECS locktorture.stat_interval=10"
+# No user space: the kernel waits for a root disk that never comes while
+# the torture test runs, then locktorture powers the guest off.
+cmdline="console=ttyS0 root=/dev/vda rootwait rcutorture.torture_type=none locktorture.shutdown_secs=$SECS locktorture.stat_interval=10"
 echo "demo: booting $OUT/vmlinux on 2 vCPUs: slos run --cmdline \"$cmdline\""
 start=$(date +%s.%N)
 set +e

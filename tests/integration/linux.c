@@ -29,7 +29,9 @@ static bool on_pvm(void)
  * One boot of the project kernel on 2 vCPUs checks: the 64-bit entry and
  * boot_params, ACPI (MADT: 2 CPUs; FADT: power-off), SMP bring-up through
  * the in-kernel LAPIC, the LAPIC timer, the UART console, locktorture's
- * verdict, and a clean power-off ending slos with status 0.
+ * verdict, and a clean power-off ending slos with status 0. No user space:
+ * the kernel waits for a root device that never comes (rootwait) while the
+ * torture test runs, so the test does not depend on guest system calls.
  */
 Test(linux_guest, project_kernel_locktorture_2vcpus, .timeout = 600)
 {
@@ -39,7 +41,8 @@ Test(linux_guest, project_kernel_locktorture_2vcpus, .timeout = 600)
 		cr_skip_test("no build/linux/vmlinux");
 	harness__run(&r, 540, NULL, "run", "--kernel", guest("vmlinux"),
 		     "--vcpus", "2", "--mem", "512M", "--stats", "--cmdline",
-		     "console=ttyS0 rcutorture.torture_type=none "
+		     "console=ttyS0 root=/dev/vda rootwait "
+		     "rcutorture.torture_type=none "
 		     "locktorture.shutdown_secs=20 locktorture.stat_interval=5",
 		     NULL);
 	cr_expect_eq(r.status, 0, "status %d after %.0fs:\n%s", r.status,
@@ -53,7 +56,8 @@ Test(linux_guest, project_kernel_locktorture_2vcpus, .timeout = 600)
 }
 
 /* Debian's stock kernel as shipped (a bzImage, xz payload decompressed on
- * the host) with the busybox initramfs, up to the kernel starting init. */
+ * the host) with the busybox initramfs (uncompressed: the guest's own
+ * inflate runs emulated here), up to the kernel starting init. */
 Test(linux_guest, stock_kernel_reaches_init, .timeout = 1500)
 {
 	struct run r;
@@ -64,7 +68,7 @@ Test(linux_guest, stock_kernel_reaches_init, .timeout = 1500)
 		cr_skip_test("no build/linux/stock-vmlinuz");
 	harness__run_until(&r, 1440, "Run /init as init process", "run",
 			   "--kernel", guest("stock-vmlinuz"), "--initrd",
-			   guest("initramfs.cpio.gz"), "--vcpus", "1",
+			   guest("stock-initramfs.cpio"), "--vcpus", "1",
 			   "--mem", "512M", "--cmdline", "console=ttyS0",
 			   NULL);
 	cr_expect(r.matched, "no 'Run /init as init process' after %.0fs:\n%s",
@@ -73,24 +77,28 @@ Test(linux_guest, stock_kernel_reaches_init, .timeout = 1500)
 	harness__free(&r);
 }
 
-/* Guest user space: needs system calls, which PVM cannot give a guest
- * (docs/pvm.md); on hardware KVM the initramfs must come up. */
+/*
+ * Guest user space: the busybox initramfs's /init runs, prints
+ * SLOS-GUEST-UP and powers off. Under PVM its system calls only work
+ * through slos's breakpoint hook (docs/pvm-syscalls.md), which this checks;
+ * on hardware KVM they are the CPU's.
+ */
 Test(linux_guest, initramfs_user_space, .timeout = 600)
 {
 	struct run r;
 
-	if (on_pvm())
-		cr_skip_test("PVM: guest user space cannot make system calls "
-			     "here (docs/pvm.md)");
 	if (access(guest("vmlinux"), R_OK))
 		cr_skip_test("no build/linux/vmlinux");
-	harness__run_until(&r, 540, "SLOS-GUEST-UP", "run", "--kernel",
-			   guest("vmlinux"), "--initrd",
-			   guest("initramfs.cpio.gz"), "--vcpus", "2",
-			   "--cmdline",
-			   "console=ttyS0 rcutorture.torture_type=none "
-			   "locktorture.torture_type=none",
-			   NULL);
-	cr_expect(r.matched, "no SLOS-GUEST-UP:\n%s", r.out);
+	harness__run(&r, 540, NULL, "run", "--kernel", guest("vmlinux"),
+		     "--initrd", guest("initramfs.cpio"), "--vcpus", "1",
+		     "--stats", "--cmdline",
+		     "console=ttyS0 rcutorture.torture_type=none "
+		     "locktorture.torture_type=none",
+		     NULL);
+	cr_expect(harness__has(&r, "SLOS-GUEST-UP"), "no SLOS-GUEST-UP%s:\n%s",
+		  on_pvm() ? " (PVM: system calls through slos)" : "", r.out);
+	cr_expect_eq(r.status, 0, "status %d:\n%s", r.status, r.out);
+	cr_log_info("initramfs user space up and powered off in %.1f s",
+		    r.secs);
 	harness__free(&r);
 }
