@@ -30,11 +30,14 @@ const char *harness__bin(void)
 
 const char *harness__artefact(const char *rel)
 {
-	static __thread char buf[512];
+	/* Buffers in turn: results may be used side by side. */
+	static __thread char buf[4][512];
+	static __thread unsigned n;
 	const char *d = getenv("SLOS_BUILD");
+	char *b = buf[n++ % 4];
 
-	snprintf(buf, sizeof(buf), "%s/%s", d && *d ? d : "build", rel);
-	return buf;
+	snprintf(b, sizeof(buf[0]), "%s/%s", d && *d ? d : "build", rel);
+	return b;
 }
 
 const char *harness__testos(void)

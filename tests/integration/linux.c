@@ -13,11 +13,15 @@
 
 static const char *guest(const char *f)
 {
-	/* The guests are built once, into the plain build directory. */
-	static __thread char p[256];
+	/* The guests are built once, into the plain build directory. A few
+	 * buffers in turn: one call's result may be an argument next to
+	 * another's (--kernel, --initrd). */
+	static __thread char p[4][256];
+	static __thread unsigned n;
+	char *b = p[n++ % 4];
 
-	snprintf(p, sizeof(p), "build/linux/%s", f);
-	return p;
+	snprintf(b, sizeof(p[0]), "build/linux/%s", f);
+	return b;
 }
 
 static bool on_pvm(void)
