@@ -36,6 +36,8 @@ static bool on_pvm(void)
  * verdict, and a clean power-off ending slos with status 0. No user space:
  * the kernel waits for a root device that never comes (rootwait) while the
  * torture test runs, so the test does not depend on guest system calls.
+ * Every Linux test boots with panic=-1: a panicking guest reboots at once
+ * (slos exits) instead of halting until the test's time limit.
  */
 Test(linux_guest, project_kernel_locktorture_2vcpus, .timeout = 600)
 {
@@ -45,7 +47,7 @@ Test(linux_guest, project_kernel_locktorture_2vcpus, .timeout = 600)
 		cr_skip_test("no build/linux/vmlinux");
 	harness__run(&r, 540, NULL, "run", "--kernel", guest("vmlinux"),
 		     "--vcpus", "2", "--mem", "512M", "--stats", "--cmdline",
-		     "console=ttyS0 root=/dev/vda rootwait "
+		     "console=ttyS0 root=/dev/vda rootwait panic=-1 "
 		     "rcutorture.torture_type=none "
 		     "locktorture.shutdown_secs=20 locktorture.stat_interval=5",
 		     NULL);
@@ -73,7 +75,7 @@ Test(linux_guest, stock_kernel_reaches_init, .timeout = 1500)
 	harness__run_until(&r, 1440, "Run /init as init process", "run",
 			   "--kernel", guest("stock-vmlinuz"), "--initrd",
 			   guest("stock-initramfs.cpio"), "--vcpus", "1",
-			   "--mem", "512M", "--cmdline", "console=ttyS0",
+			   "--mem", "512M", "--cmdline", "console=ttyS0 panic=-1",
 			   NULL);
 	cr_expect(r.matched, "no 'Run /init as init process' after %.0fs:\n%s",
 		  r.secs, r.out);
@@ -96,7 +98,7 @@ Test(linux_guest, initramfs_user_space, .timeout = 600)
 	harness__run(&r, 540, NULL, "run", "--kernel", guest("vmlinux"),
 		     "--initrd", guest("initramfs.cpio"), "--vcpus", "1",
 		     "--stats", "--cmdline",
-		     "console=ttyS0 rcutorture.torture_type=none "
+		     "console=ttyS0 panic=-1 rcutorture.torture_type=none "
 		     "locktorture.torture_type=none",
 		     NULL);
 	cr_expect(harness__has(&r, "SLOS-GUEST-UP"), "no SLOS-GUEST-UP%s:\n%s",
