@@ -39,12 +39,14 @@ bool pvm__detect(void)
  *                  stopped the stock kernel in its RNG)
  * Each of the second cuts emulated work a boot profile showed:
  *  initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,
- *                  load_system_certificate_list
+ *                  load_system_certificate_list,
+ *                  load_revocation_certificate_list
  *                  a kallsyms lookup for each of ~40k ftrace records: 250 s
  *                  of Debian's stock kernel's boot, and soft-lockup splats;
  *                  rewriting every trace event's format with enum values:
  *                  7% of what was left (only trace output shows the names);
- *                  RSA checks of the built-in X.509 certificates: minutes
+ *                  RSA checks of the built-in X.509 certificates (and
+ *                  revocation list): minutes
  *                  of emulated big-number arithmetic before init (modules
  *                  then load unverified, tainting the kernel)
  *  mitigations=off return thunks (SRSO safe-ret) and retpolines on every
@@ -57,7 +59,8 @@ const char *pvm__cmdline(void)
 {
 	return "clearcpuid=129,137,141,147,148,151,153,308,317 noxsave "
 	       "initcall_blacklist=ftrace_check_for_weak_functions,"
-	       "trace_eval_init,load_system_certificate_list "
+	       "trace_eval_init,load_system_certificate_list,"
+	       "load_revocation_certificate_list "
 	       "mitigations=off tsc=reliable nowatchdog";
 }
 
