@@ -39,16 +39,17 @@ bool pvm__detect(void)
  *                  stopped the stock kernel in its RNG)
  * Each of the second cuts emulated work a boot profile showed:
  *  initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,
- *                  load_system_certificate_list,
- *                  load_revocation_certificate_list
+ *                  load_system_certificate_list
  *                  a kallsyms lookup for each of ~40k ftrace records: 250 s
  *                  of Debian's stock kernel's boot, and soft-lockup splats;
  *                  rewriting every trace event's format with enum values:
  *                  7% of what was left (only trace output shows the names);
- *                  RSA checks of the built-in X.509 certificates (and
- *                  revocation list): minutes
+ *                  RSA checks of the built-in X.509 certificates: minutes
  *                  of emulated big-number arithmetic before init (modules
  *                  then load unverified, tainting the kernel)
+ *  cryptomgr.notests  the crypto API's self-tests (Debian leaves them on):
+ *                  RSA private-key test vectors alone are minutes of
+ *                  emulated big-number arithmetic (mpihelp_* at 35-60%)
  *  mitigations=off return thunks (SRSO safe-ret) and retpolines on every
  *                  call and return: ~6% of the profile
  *  tsc=reliable    no clocksource watchdog; TSC reads instead of pvclock
@@ -59,9 +60,8 @@ const char *pvm__cmdline(void)
 {
 	return "clearcpuid=129,137,141,147,148,151,153,308,317 noxsave "
 	       "initcall_blacklist=ftrace_check_for_weak_functions,"
-	       "trace_eval_init,load_system_certificate_list,"
-	       "load_revocation_certificate_list "
-	       "mitigations=off tsc=reliable nowatchdog";
+	       "trace_eval_init,load_system_certificate_list "
+	       "cryptomgr.notests mitigations=off tsc=reliable nowatchdog";
 }
 
 const char *pvm__insn_name(enum pvm_insn i)
