@@ -30,6 +30,22 @@ static pid_t start_vm(const char *name)
 	return pid;
 }
 
+/* The socket appears once the VM is set up; true when status answers. */
+static bool wait_up(const char *name)
+{
+	struct run r;
+
+	for (int i = 0; i < 100; i++) {
+		harness__run(&r, 10, NULL, "ctl", name, "status", NULL);
+		bool up = r.status == 0;
+		harness__free(&r);
+		if (up)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
 static int wait_exit(pid_t pid, int secs)
 {
 	int st;
@@ -51,14 +67,8 @@ Test(ctl, status_then_stop, .timeout = 120)
 
 	snprintf(name, sizeof(name), "ctltest-%d", getpid());
 	pid_t pid = start_vm(name);
-	/* The socket appears once the VM is set up. */
-	for (int i = 0; i < 100; i++) {
-		harness__run(&r, 10, NULL, "ctl", name, "status", NULL);
-		if (r.status == 0)
-			break;
-		harness__free(&r);
-		usleep(100000);
-	}
+	cr_assert(wait_up(name), "no control socket for %s", name);
+	harness__run(&r, 10, NULL, "ctl", name, "status", NULL);
 	cr_assert_eq(r.status, 0, "ctl status failed: %s", r.out);
 	cr_expect(harness__has(&r, "\"state\":\"running\""), "%s", r.out);
 	cr_expect(harness__has(&r, "\"vcpus\":2"), "%s", r.out);
@@ -88,14 +98,7 @@ Test(ctl, sigterm_ends_the_vm_and_its_socket, .timeout = 120)
 
 	snprintf(name, sizeof(name), "ctlsig-%d", getpid());
 	pid_t pid = start_vm(name);
-	for (int i = 0; i < 100; i++) {
-		harness__run(&r, 10, NULL, "ctl", name, "status", NULL);
-		bool up = r.status == 0;
-		harness__free(&r);
-		if (up)
-			break;
-		usleep(100000);
-	}
+	cr_assert(wait_up(name), "no control socket for %s", name);
 	kill(pid, SIGTERM);
 	cr_expect_eq(wait_exit(pid, 20), 128 + SIGTERM);
 	harness__run(&r, 10, NULL, "ctl", name, "status", NULL);
