@@ -332,11 +332,18 @@ static void publish(struct vcpu *v, uint64_t pf, uint64_t ud)
 
 /* Linux builds its IDT late in boot and may load another one later: look
  * at it at every exit (a page walk on the host, no ioctl). */
+#define EFER_SCE 0x1ULL
+
 static void observe_idt(struct vcpu *v)
 {
 	struct pvm_sys_vcpu *ps = &v->pvm_sys;
 	struct pvm_gate pf, ud;
 
+	/* Only a guest that turned `syscall` on (EFER.SCE) gets the
+	 * breakpoints: one that never makes system calls (the test OS uses
+	 * its own ud2 calls) runs exactly as without this hook. */
+	if (!(v->run->s.regs.sregs.efer & EFER_SCE))
+		return;
 	if (read_gate(v, VEC_PF, &pf) || read_gate(v, VEC_UD, &ud) ||
 	    !pf.present || !ud.present)
 		return;
