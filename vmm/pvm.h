@@ -136,7 +136,9 @@ struct pvm_sys_vm {
 
 struct pvm_sys_vcpu {
 	bool synced;		/* kvm_valid_regs includes regs and sregs */
-	uint64_t seen_pf, seen_ud;	/* in this vCPU's IDT at its last exit */
+	uint64_t seen_pf, seen_ud;	/* in this vCPU's IDT when last read */
+	uint64_t seen_idt;		/* IDT base then */
+	unsigned idt_age;		/* exits since the gates were read */
 	uint64_t armed_pf, armed_ud;	/* in this vCPU's DR0, DR1 */
 	unsigned armed_gen;
 	bool disabled;		/* an entry slos cannot step over */

@@ -333,6 +333,7 @@ static void publish(struct vcpu *v, uint64_t pf, uint64_t ud)
 /* Linux builds its IDT late in boot and may load another one later: look
  * at it at every exit (a page walk on the host, no ioctl). */
 #define EFER_SCE 0x1ULL
+#define IDT_RECHECK 64
 
 static void observe_idt(struct vcpu *v)
 {
@@ -344,6 +345,14 @@ static void observe_idt(struct vcpu *v)
 	 * its own ud2 calls) runs exactly as without this hook. */
 	if (!(v->run->s.regs.sregs.efer & EFER_SCE))
 		return;
+	/* Reading the gates is a page walk: do it when the IDT moves, and
+	 * otherwise every IDT_RECHECK exits for gates rewritten in place
+	 * (rare: Linux fills its IDT before it loads it). */
+	uint64_t base = v->run->s.regs.sregs.idt.base;
+	if (base == ps->seen_idt && ++ps->idt_age < IDT_RECHECK)
+		return;
+	ps->seen_idt = base;
+	ps->idt_age = 0;
 	if (read_gate(v, VEC_PF, &pf) || read_gate(v, VEC_UD, &ud) ||
 	    !pf.present || !ud.present)
 		return;
