@@ -105,17 +105,6 @@ int pvm__string_op(const uint8_t *b, size_t n, const struct kvm_regs *r,
 	return 0;
 }
 
-/* Host pointer for `len` bytes at guest-virtual va, within one page. */
-static uint8_t *gva_ptr(struct vcpu *v, uint64_t va, size_t len, bool wr)
-{
-	struct kvm_translation t = { .linear_address = va };
-
-	if (ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid ||
-	    (wr && !t.writeable))
-		return NULL;
-	return mem__ptr(&v->vm->mem, t.physical_address, len);
-}
-
 static size_t page_left(uint64_t va)
 {
 	return PAGE_SIZE - (va & (PAGE_SIZE - 1));
@@ -128,7 +117,7 @@ static bool all_ram(struct vcpu *v, uint64_t va, uint64_t bytes, bool wr)
 		size_t c = page_left(va + off);
 		if (c > bytes - off)
 			c = bytes - off;
-		if (!gva_ptr(v, va + off, c, wr))
+		if (!vcpu__gva_ptr(v, va + off, c, wr))
 			return false;
 		off += c;
 	}
@@ -159,13 +148,13 @@ static int run_op(struct vcpu *v, const struct pvm_strop *op)
 			c = page_left(op->src + off);
 		if (c > bytes - off)
 			c = bytes - off;
-		uint8_t *d = gva_ptr(v, op->dst + off, c, true);
+		uint8_t *d = vcpu__gva_ptr(v, op->dst + off, c, true);
 		if (!d)
 			return -1;
 		if (op->fill) {
 			fill(d, c, off, op);
 		} else {
-			uint8_t *s = gva_ptr(v, op->src + off, c, false);
+			uint8_t *s = vcpu__gva_ptr(v, op->src + off, c, false);
 			if (!s)
 				return -1;
 			memmove(d, s, c);
@@ -190,7 +179,7 @@ void pvm_accel__tick(struct vcpu *v)
 		return;
 	/* The instruction's bytes, up to the end of RIP's page. */
 	size_t c = page_left(r->rip) < sizeof(b) ? page_left(r->rip) : sizeof(b);
-	uint8_t *p = gva_ptr(v, r->rip, c, false);
+	uint8_t *p = vcpu__gva_ptr(v, r->rip, c, false);
 	if (!p)
 		return;
 	memcpy(b, p, c);

@@ -122,13 +122,44 @@ int vcpu__init(struct vm *vm, struct vcpu *v, int id, uint64_t entry)
 	return 0;
 }
 
+uint8_t *vcpu__gva_ptr(struct vcpu *v, uint64_t va, size_t len, bool wr)
+{
+	struct kvm_translation t = { .linear_address = va };
+
+	if (ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid ||
+	    (wr && !t.writeable))
+		return NULL;
+	return mem__ptr(&v->vm->mem, t.physical_address, len);
+}
+
+size_t vcpu__gva_copy(struct vcpu *v, uint64_t va, void *buf, size_t len,
+		      bool wr)
+{
+	uint8_t *b = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		size_t n = PAGE_SIZE - ((va + done) & (PAGE_SIZE - 1));
+		if (n > len - done)
+			n = len - done;
+		uint8_t *p = vcpu__gva_ptr(v, va + done, n, wr);
+		if (!p)
+			break;
+		if (wr)
+			memcpy(p, b + done, n);
+		else
+			memcpy(b + done, p, n);
+		done += n;
+	}
+	return done;
+}
+
 /* Instruction bytes at RIP: from the exit if KVM gave them, else read
  * through the guest's page tables. Returns the count. */
 static size_t insn_bytes(struct vcpu *v, const struct kvm_regs *r,
 			 uint8_t *buf)
 {
 	struct kvm_run *run = v->run;
-	struct kvm_translation t = { .linear_address = r->rip };
 	size_t n = 0;
 
 	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR &&
@@ -143,17 +174,8 @@ static size_t insn_bytes(struct vcpu *v, const struct kvm_regs *r,
 		if (n)
 			return n;
 	}
-	/* Byte by byte: the instruction may straddle a page boundary. */
-	for (n = 0; n < 15; n++) {
-		t = (struct kvm_translation){ .linear_address = r->rip + n };
-		if (ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid)
-			break;
-		uint8_t *p = mem__ptr(&v->vm->mem, t.physical_address, 1);
-		if (!p)
-			break;
-		buf[n] = *p;
-	}
-	return n;
+	/* As many bytes as are mapped: the next page may not be. */
+	return vcpu__gva_copy(v, r->rip, buf, 15, false);
 }
 
 static int inject(struct vcpu *v, int vector)
@@ -171,26 +193,10 @@ static int inject(struct vcpu *v, int vector)
 	return 0;
 }
 
-/* 4 bytes at a guest-virtual address, through the guest's page tables;
- * each byte is translated on its own since the operand may straddle pages. */
+/* 4 bytes at a guest-virtual address (the operand may straddle pages). */
 static int guest_rw32(struct vcpu *v, uint64_t gva, uint32_t *val, bool wr)
 {
-	uint8_t *b = (uint8_t *)val;
-
-	for (int i = 0; i < 4; i++) {
-		struct kvm_translation t = { .linear_address = gva + i };
-		if (ioctl(v->fd, KVM_TRANSLATE, &t) < 0 || !t.valid ||
-		    (wr && !t.writeable))
-			return -1;
-		uint8_t *p = mem__ptr(&v->vm->mem, t.physical_address, 1);
-		if (!p)
-			return -1;
-		if (wr)
-			*p = b[i];
-		else
-			b[i] = *p;
-	}
-	return 0;
+	return vcpu__gva_copy(v, gva, val, 4, wr) == 4 ? 0 : -1;
 }
 
 static int mxcsr_access(struct vcpu *v, const struct pvm_fix *fix)

@@ -91,6 +91,13 @@ int vcpu__init(struct vm *vm, struct vcpu *v, int id, uint64_t entry);
 void *vcpu__thread(void *arg);
 void vcpu__dump(struct vcpu *v, const char *why);
 void vcpu__kick(struct vcpu *v);
+/* Guest-virtual memory through the vCPU's page tables (KVM_TRANSLATE):
+ * a host pointer for len bytes within one page (NULL if not RAM, unmapped,
+ * or read-only for wr), and a copy across pages that returns how many
+ * bytes it could move. */
+uint8_t *vcpu__gva_ptr(struct vcpu *v, uint64_t va, size_t len, bool wr);
+size_t vcpu__gva_copy(struct vcpu *v, uint64_t va, void *buf, size_t len,
+		      bool wr);
 
 uint64_t vm__now_ns(void);
 
