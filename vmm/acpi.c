@@ -4,6 +4,9 @@
  *
  *	RSDP | XSDT | FADT | MADT | DSDT
  *
+ * The DSDT holds _S5_ and, in \_SB_, the config's devices and, optionally,
+ * the vmgenid device with the Generic Event Device that notifies it.
+ *
  * The layout and every table's length are computed before anything is
  * written, so a buffer that is too small or a config the tables cannot
  * express leaves buf untouched. Fields are stored byte by byte in
@@ -13,6 +16,7 @@
 #include <string.h>
 
 #include "vmm/acpi.h"
+#include "vmm/ioapic.h"
 
 #define OEM_ID	     "SLOS  "
 #define OEM_TABLE_ID "SLOSVMM "
@@ -57,9 +61,15 @@
 #define AML_SCOPE      0x10
 #define AML_BUFFER     0x11
 #define AML_PACKAGE    0x12
+#define AML_METHOD     0x14
+#define AML_DUAL_NAME  0x2e
 #define AML_EXT_PREFIX 0x5b
 #define AML_EXT_DEVICE 0x82
 #define AML_ROOT_CHAR  0x5c
+#define AML_ARG0       0x68
+#define AML_NOTIFY     0x86
+#define AML_LEQUAL     0x93
+#define AML_IF	       0xa0
 
 /* Resource descriptors (ACPI 6.4) */
 #define RES_MEM32_FIXED 0x86
@@ -69,6 +79,15 @@
 #define IRQ_EDGE	(1u << 1)
 #define CRS_LEN		(12 + 9 + 2)
 #define RES_IO		0x47 /* small item: I/O port range, 7 bytes */
+
+#define VMGENID_LEN   16
+#define MAX_PHYS_ADDR (1ULL << 52)
+/* Notify value for "the generation ID changed", as QEMU and Firecracker
+ * send it. Linux's vmgenid rereads the ID on any value, but only values
+ * from 0x80 up are device notifications that reach a driver's .notify. */
+#define VMGENID_NOTIFY 0x80
+
+_Static_assert(VMGENID_GSI < IOAPIC_PINS, "the GED's GSI is an IOAPIC pin");
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -303,6 +322,113 @@ static void dev_body(struct aml *a, const void *ctx)
 	aml_pkg(a, crs_body, c->dev);
 }
 
+/* {low 32 bits, high 32 bits} of the ID's guest-physical address: the
+ * shape Linux's vmgenid_add() insists on (two Integers). */
+static void vgen_addr_body(struct aml *a, const void *ctx)
+{
+	const struct acpi_config *cfg = ctx;
+
+	emit1(a, 2);
+	aml_int(a, cfg->vmgenid_gpa & 0xffffffff);
+	aml_int(a, cfg->vmgenid_gpa >> 32);
+}
+
+/*
+ * Device (VGEN) {
+ *   Name (_HID, "SLOS0001")  Name (_CID, "VM_GEN_COUNTER")
+ *   Name (_DDN, "VM_Gen_Counter")  Name (ADDR, Package (2) { lo, hi }) }
+ *
+ * Linux 6.1's vmgenid matches "VMGENCTR" or "VM_GEN_COUNTER" against the
+ * _HID and each _CID with strcmp(), so the _CID is upper case. (Microsoft's
+ * spec, QEMU and Firecracker write "VM_Gen_Counter", which Linux only
+ * matches because ACPICA upper-cases _HID/_CID strings when it evaluates
+ * them, nsrepair2.c.) "VMGENCTR" is no valid _HID (the last four must be
+ * hex; iasl refuses it), so _HID is ours and the match is through _CID.
+ * ADDR is a Name: it never changes while the tables exist, and Linux
+ * evaluates it once, at probe.
+ */
+static void vgen_body(struct aml *a, const void *ctx)
+{
+	emit(a, "VGEN", 4);
+	aml_name(a, "_HID");
+	aml_string(a, ACPI_VMGENID_HID);
+	aml_name(a, "_CID");
+	aml_string(a, ACPI_VMGENID_CID);
+	aml_name(a, "_DDN");
+	aml_string(a, "VM_Gen_Counter");
+	aml_name(a, "ADDR");
+	emit1(a, AML_PACKAGE);
+	aml_pkg(a, vgen_addr_body, ctx);
+}
+
+/* ResourceTemplate () { Interrupt (ResourceConsumer, Edge, ActiveHigh,
+ *   Exclusive) { gsi } }: a pulse per event, so edge; nothing shares it. */
+static void ged_crs_body(struct aml *a, const void *ctx)
+{
+	const struct acpi_config *cfg = ctx;
+	uint8_t r[9 + 2];
+
+	r[0] = RES_EXT_IRQ;
+	put16(r + 1, 6);
+	r[3] = IRQ_CONSUMER | IRQ_EDGE;
+	r[4] = 1;
+	put32(r + 5, cfg->ged_gsi);
+	r[9] = RES_END_TAG;
+	r[10] = 0;
+	aml_int(a, sizeof(r));
+	emit(a, r, sizeof(r));
+}
+
+/* If (LEqual (Arg0, gsi)) { Notify (\_SB_.VGEN, 0x80) } */
+static void ged_if_body(struct aml *a, const void *ctx)
+{
+	const struct acpi_config *cfg = ctx;
+
+	emit1(a, AML_LEQUAL);
+	emit1(a, AML_ARG0);
+	aml_int(a, cfg->ged_gsi);
+	emit1(a, AML_NOTIFY);
+	emit1(a, AML_ROOT_CHAR);
+	emit1(a, AML_DUAL_NAME); /* two NameSegs follow */
+	emit(a, "_SB_VGEN", 8);
+	aml_int(a, VMGENID_NOTIFY);
+}
+
+/* Method (_EVT, 1, NotSerialized): evged calls it from its threaded IRQ
+ * handler with the GSI that fired (it looks for _Exx first, then _EVT). */
+static void ged_evt_body(struct aml *a, const void *ctx)
+{
+	emit(a, "_EVT", 4);
+	emit1(a, 1); /* one argument, not serialized, sync level 0 */
+	emit1(a, AML_IF);
+	aml_pkg(a, ged_if_body, ctx);
+}
+
+/* Device (GED0) { Name (_HID, "ACPI0013")  Name (_UID, Zero)
+ *   Name (_CRS, ...)  Method (_EVT, 1) { ... } }
+ * A hardware-reduced platform has no GPE blocks and no SCI, so a device
+ * notification needs an interrupt of its own: the GED is ACPI's way. */
+static void ged_body(struct aml *a, const void *ctx)
+{
+	emit(a, "GED0", 4);
+	aml_name(a, "_HID");
+	aml_string(a, "ACPI0013");
+	aml_name(a, "_UID");
+	aml_int(a, 0);
+	aml_name(a, "_CRS");
+	emit1(a, AML_BUFFER);
+	aml_pkg(a, ged_crs_body, ctx);
+	emit1(a, AML_METHOD);
+	aml_pkg(a, ged_evt_body, ctx);
+}
+
+static void aml_device(struct aml *a, aml_body_fn *body, const void *ctx)
+{
+	emit1(a, AML_EXT_PREFIX);
+	emit1(a, AML_EXT_DEVICE);
+	aml_pkg(a, body, ctx);
+}
+
 static void sb_body(struct aml *a, const void *ctx)
 {
 	const struct acpi_config *cfg = ctx;
@@ -312,9 +438,11 @@ static void sb_body(struct aml *a, const void *ctx)
 	for (i = 0; i < cfg->nr_devs; i++) {
 		struct dev_ctx c = {.idx = i, .dev = &cfg->devs[i]};
 
-		emit1(a, AML_EXT_PREFIX);
-		emit1(a, AML_EXT_DEVICE);
-		aml_pkg(a, dev_body, &c);
+		aml_device(a, dev_body, &c);
+	}
+	if (cfg->vmgenid_gpa) {
+		aml_device(a, vgen_body, cfg);
+		aml_device(a, ged_body, cfg);
 	}
 }
 
@@ -323,7 +451,7 @@ static void dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 	aml_name(a, "_S5_");
 	emit1(a, AML_PACKAGE);
 	aml_pkg(a, s5_body, NULL);
-	if (cfg->nr_devs) {
+	if (cfg->nr_devs || cfg->vmgenid_gpa) {
 		emit1(a, AML_SCOPE);
 		aml_pkg(a, sb_body, cfg);
 	}
@@ -453,7 +581,20 @@ static int config_ok(const struct acpi_config *cfg)
 		    d->base > 0x100000000ULL - d->size ||
 		    (d->io && (d->size > 0xff || d->base + d->size > 0x10000)))
 			return 0;
+		/* Both Interrupt descriptors say Exclusive: a shared line
+		 * would fail one of the two drivers' request_irq(). */
+		if (cfg->vmgenid_gpa && d->gsi == cfg->ged_gsi)
+			return 0;
 	}
+	/* 16-byte aligned: the ID sits in one cache line and one page, so
+	 * the VMM's write and the guest's read never straddle either. ADDR
+	 * has both halves, so it need not be below 4 GiB, only within the
+	 * 52 bits of physical address x86-64 can have. */
+	if (cfg->vmgenid_gpa &&
+	    (cfg->vmgenid_gpa % VMGENID_LEN ||
+	     cfg->vmgenid_gpa > MAX_PHYS_ADDR - VMGENID_LEN ||
+	     cfg->ged_gsi >= IOAPIC_PINS))
+		return 0;
 	return 1;
 }
 
@@ -478,6 +619,10 @@ int acpi__build(void *buf, uint64_t gpa, size_t len,
 	end = dsdt + dlen;
 	if (mlen > 0xffffffff || dlen > 0xffffffff || end > len ||
 	    gpa + end < gpa)
+		return -1;
+	/* The VMM rewrites the ID on restore: never inside the tables. */
+	if (cfg->vmgenid_gpa && cfg->vmgenid_gpa < gpa + end &&
+	    cfg->vmgenid_gpa + VMGENID_LEN > gpa)
 		return -1;
 
 	memset(b, 0, end);

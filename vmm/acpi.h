@@ -28,6 +28,14 @@
 #define IOAPIC_BASE 0xFEC00000ULL
 #define LAPIC_BASE  0xFEE00000ULL
 
+/* The Generic Event Device's interrupt when the VM has a vmgenid device:
+ * the IOAPIC's last pin, so that 5..22 stay one free run for virtio-mmio
+ * devices (4 is COM1). Edge-triggered, active-high. */
+#define VMGENID_GSI 23
+/* \_SB_.VGEN's IDs: Linux's vmgenid binds through the _CID. */
+#define ACPI_VMGENID_HID "SLOS0001"
+#define ACPI_VMGENID_CID "VM_GEN_COUNTER"
+
 struct acpi_mmio_dev {
 	const char *hid; /* e.g. "LNRO0005" for virtio-mmio */
 	uint64_t base;
@@ -53,6 +61,17 @@ struct acpi_config {
 	unsigned ioapic_id;
 	unsigned nr_devs;
 	const struct acpi_mmio_dev *devs;
+	/*
+	 * Virtual Machine Generation ID (docs/acpi.md). Nonzero: the DSDT
+	 * gets \_SB_.VGEN, whose ADDR names the 16-byte ID at vmgenid_gpa,
+	 * and \_SB_.GED0, a Generic Event Device (ACPI0013) whose interrupt
+	 * is GSI ged_gsi (edge, active-high) and whose _EVT notifies VGEN.
+	 * The 16 bytes must be memory the guest does not use as RAM (e820
+	 * reserved, as MEM_VMGENID is): the VMM rewrites them on restore.
+	 * 0: no such devices, and ged_gsi is ignored.
+	 */
+	uint64_t vmgenid_gpa;
+	uint32_t ged_gsi;
 };
 
 /*
@@ -61,7 +80,10 @@ struct acpi_config {
  * if len is too small. Also -1, with buf untouched, for a config the tables
  * cannot express: no vCPU, more than ACPI_MAX_DEVS devices, a NULL or
  * malformed _HID (7 or 8 characters of A-Z, 0-9, _), a device range that is
- * empty or not below 4 GiB, an IOAPIC id above 255 or base above 4 GiB.
+ * empty or not below 4 GiB, an IOAPIC id above 255 or base above 4 GiB; with
+ * vmgenid_gpa set, a vmgenid_gpa not 16-byte aligned, beyond 2^52 or
+ * overlapping the tables, or a ged_gsi that is not an IOAPIC pin or is a
+ * device's GSI.
  * Pure and deterministic: writes only into buf, the same bytes every time.
  */
 int acpi__build(void *buf, uint64_t gpa, size_t len,

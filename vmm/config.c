@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,11 @@ const char config_run_usage[] =
 	"usage: slos run --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"                [--vcpus N] [--mem SIZE] [--name NAME] [--stats]\n"
 	"                [--pvm auto|on|off] [--profile FILE [--profile-ms N]]\n"
-	"  SIZE: bytes, or with a K, M, G or T suffix (512M, 2G)\n";
+	"                [--snapshot-when REGEX --snapshot-to DIR]\n"
+	"       slos run --restore DIR [--prefetch] [--name NAME] [--stats] ...\n"
+	"  SIZE: bytes, or with a K, M, G or T suffix (512M, 2G)\n"
+	"  --snapshot-when: snapshot into DIR and exit when a console line\n"
+	"  matches REGEX (POSIX extended); --restore: resume a snapshot\n";
 
 int config__parse_size(const char *s, uint64_t *out)
 {
@@ -94,6 +99,10 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		{ "pvm", required_argument, NULL, 'p' },
 		{ "profile", required_argument, NULL, 'P' },
 		{ "profile-ms", required_argument, NULL, 'T' },
+		{ "restore", required_argument, NULL, 'R' },
+		{ "prefetch", no_argument, NULL, 'F' },
+		{ "snapshot-when", required_argument, NULL, 'W' },
+		{ "snapshot-to", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -125,6 +134,7 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 					   "--vcpus '%s': need a number from 1",
 					   optarg);
 			c->nr_vcpus = n;
+			c->vcpus_set = true;
 			break;
 		case 'm':
 			if (config__parse_size(optarg, &c->mem_size))
@@ -137,6 +147,7 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 					   "--mem '%s': need a multiple of 4K "
 					   "from 16M to 64T",
 					   optarg);
+			c->mem_set = true;
 			break;
 		case 'N':
 			if (!config__valid_name(optarg))
@@ -173,6 +184,30 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 					   optarg);
 			c->profile_us = n * 1000;
 			break;
+		case 'R':
+			c->restore = optarg;
+			break;
+		case 'F':
+			c->prefetch = true;
+			break;
+		case 'W': {
+			regex_t re;
+			int e = regcomp(&re, optarg, REG_EXTENDED | REG_NOSUB);
+			if (e)
+				return bad(err, errlen,
+					   "--snapshot-when '%s': not a regular "
+					   "expression",
+					   optarg);
+			regfree(&re);
+			c->snapshot_when = optarg;
+			break;
+		}
+		case 'O':
+			if (!*optarg)
+				return bad(err, errlen,
+					   "--snapshot-to: empty path");
+			c->snapshot_to = optarg;
+			break;
 		case 'h':
 			return 1;
 		default:
@@ -183,6 +218,18 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 	if (optind < argc)
 		return bad(err, errlen, "unexpected argument '%s'",
 			   argv[optind]);
+	if (!c->snapshot_when != !c->snapshot_to)
+		return bad(err, errlen,
+			   "--snapshot-when and --snapshot-to go together");
+	if (c->restore) {
+		if (c->kernel || c->initrd || c->cmdline)
+			return bad(err, errlen,
+				   "--restore: the kernel, initrd and command "
+				   "line come from the snapshot");
+		return 0;
+	}
+	if (c->prefetch)
+		return bad(err, errlen, "--prefetch needs --restore");
 	if (!c->kernel)
 		return bad(err, errlen, "--kernel FILE is required");
 	return 0;

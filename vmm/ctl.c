@@ -12,6 +12,7 @@
 
 #include "vmm/config.h"
 #include "vmm/ctl.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
 static int ctl_dir(char *buf, size_t len)
@@ -148,6 +149,31 @@ static void status(struct vm *vm, char *out, size_t len)
 		 (unsigned long long)vm->fault.st.faults);
 }
 
+/* "snapshot /abs/DIR [--stop]": the client made DIR absolute. */
+static void snapshot(struct vm *vm, int fd, char *arg)
+{
+	static const char flag[] = " --stop";
+	char err[512], out[CTL_LINE_MAX + 600];
+	size_t n = strlen(arg), fl = sizeof(flag) - 1;
+	bool stop = n > fl && !strcmp(arg + n - fl, flag);
+
+	if (stop)
+		arg[n - fl] = 0;
+	if (arg[0] != '/') {
+		reply(fd, CTL_VERSION " ERR snapshot needs an absolute "
+				      "directory\n");
+		return;
+	}
+	if (snapshot__vm(vm, arg, stop, err, sizeof(err))) {
+		snprintf(out, sizeof(out), CTL_VERSION " ERR %s\n", err);
+	} else {
+		snprintf(out, sizeof(out),
+			 CTL_VERSION " OK {\"snapshot\":\"%s\",\"stopped\":%s}\n",
+			 arg, stop ? "true" : "false");
+	}
+	reply(fd, out);
+}
+
 void ctl__serve(struct vm *vm, int listen_fd)
 {
 	char line[CTL_LINE_MAX], cmd[32], arg[CTL_LINE_MAX], out[1024];
@@ -185,6 +211,8 @@ void ctl__serve(struct vm *vm, int listen_fd)
 	} else if (!strcmp(cmd, "stop")) {
 		reply(fd, CTL_VERSION " OK {\"stopping\":true}\n");
 		vm__stop(vm, VM_EXIT_OK, "stopped by control socket");
+	} else if (!strcmp(cmd, "snapshot")) {
+		snapshot(vm, fd, arg);
 	} else {
 		snprintf(out, sizeof(out), CTL_VERSION " ERR unknown command '%.64s'\n",
 			 cmd);
@@ -200,9 +228,31 @@ int ctl__client(int argc, char **argv)
 	size_t n = 0;
 	int fd, len;
 
+	char abs[CTL_LINE_MAX];
+
 	if (argc < 3) {
-		fprintf(stderr, "usage: slos ctl NAME status|stop\n");
+		fprintf(stderr, "usage: slos ctl NAME status|stop|"
+				"snapshot DIR [--stop]\n");
 		return 2;
+	}
+	/* The VM resolves paths from its own directory: send ours. */
+	if (!strcmp(argv[2], "snapshot")) {
+		if (argc < 4 || argc > 5 ||
+		    (argc == 5 && strcmp(argv[4], "--stop"))) {
+			fprintf(stderr, "usage: slos ctl NAME snapshot DIR "
+					"[--stop]\n");
+			return 2;
+		}
+		if (argv[3][0] != '/') {
+			char cwd[CTL_LINE_MAX / 2];
+			if (!getcwd(cwd, sizeof(cwd)) ||
+			    snprintf(abs, sizeof(abs), "%s/%s", cwd,
+				     argv[3]) >= (int)sizeof(abs)) {
+				fprintf(stderr, "slos: ctl: path too long\n");
+				return 2;
+			}
+			argv[3] = abs;
+		}
 	}
 	if (ctl__path(argv[1], path, sizeof(path))) {
 		fprintf(stderr, "slos: ctl: bad VM name '%s'\n", argv[1]);

@@ -6,7 +6,8 @@
  *   request:  "SLOS1 <command> [args]\n"
  *   reply:    "SLOS1 OK <json>\n" or "SLOS1 ERR <message>\n"
  * The version word lets later versions answer older clients. Commands now:
- * `status`, `stop`; later issues add snapshot, jump and stats.
+ * `status`, `stop`, `snapshot /ABS/DIR [--stop]` (vmm/snapshot.h); later
+ * issues add jump and stats.
  */
 #ifndef SLOS_CTL_H
 #define SLOS_CTL_H

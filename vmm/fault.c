@@ -79,12 +79,45 @@ fail:;
 	return e;
 }
 
+int fault__place(struct fault_engine *fe, uint64_t gpa, const void *page)
+{
+	uint64_t hva = (uintptr_t)fe->mem->hva + gpa;
+
+	if (!page) {
+		struct uffdio_zeropage z = {
+			.range = { .start = hva, .len = PAGE_SIZE },
+		};
+		if (!ioctl(fe->uffd, UFFDIO_ZEROPAGE, &z)) {
+			__atomic_add_fetch(&fe->st.zero, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+	} else {
+		struct uffdio_copy c = {
+			.dst = hva, .src = (uintptr_t)page, .len = PAGE_SIZE,
+		};
+		if (!ioctl(fe->uffd, UFFDIO_COPY, &c)) {
+			__atomic_add_fetch(&fe->st.copied, 1,
+					   __ATOMIC_RELAXED);
+			return 0;
+		}
+	}
+	/* Placed already (a prefetch, or another fault on the same page won
+	 * the race). Wake whoever waits on it, in case the winner's wake-up
+	 * came before this fault was queued. */
+	if (errno == EEXIST) {
+		struct uffdio_range r = { .start = hva, .len = PAGE_SIZE };
+		__atomic_add_fetch(&fe->st.eexist, 1, __ATOMIC_RELAXED);
+		ioctl(fe->uffd, UFFDIO_WAKE, &r);
+		return 0;
+	}
+	return -errno;
+}
+
 /* Returns 0, or negative errno when the page could not be placed. */
 static int place(struct fault_engine *fe, uint64_t addr, bool write)
 {
 	static __thread uint8_t buf[PAGE_SIZE] __attribute__((aligned(4096)));
-	uint64_t page = addr & ~(PAGE_SIZE - 1);
-	uint64_t gpa = page - (uintptr_t)fe->mem->hva;
+	uint64_t gpa = (addr & ~(PAGE_SIZE - 1)) - (uintptr_t)fe->mem->hva;
 	int r = fe->src->fetch(fe->src, gpa, buf);
 
 	if (r < 0)
@@ -94,29 +127,7 @@ static int place(struct fault_engine *fe, uint64_t addr, bool write)
 		memset(buf, 0, PAGE_SIZE);
 		r = 0;
 	}
-	if (r == 1) {
-		struct uffdio_zeropage z = {
-			.range = { .start = page, .len = PAGE_SIZE },
-		};
-		if (!ioctl(fe->uffd, UFFDIO_ZEROPAGE, &z)) {
-			fe->st.zero++;
-			return 0;
-		}
-	} else {
-		struct uffdio_copy c = {
-			.dst = page, .src = (uintptr_t)buf, .len = PAGE_SIZE,
-		};
-		if (!ioctl(fe->uffd, UFFDIO_COPY, &c)) {
-			fe->st.copied++;
-			return 0;
-		}
-	}
-	/* Another fault on the same page won the race: it is there now. */
-	if (errno == EEXIST) {
-		fe->st.eexist++;
-		return 0;
-	}
-	return -errno;
+	return fault__place(fe, gpa, r == 1 ? NULL : buf);
 }
 
 static void *fault_thread(void *arg)

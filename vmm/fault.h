@@ -49,6 +49,9 @@ extern struct fault_source fault_zero_source;
 int fault__init(struct fault_engine *fe, struct mem *m,
 		struct fault_source *src);
 int fault__start(struct fault_engine *fe);
+/* Place one page (NULL: the zero page) at gpa unless it is there already;
+ * any thread may (prefetching). 0 or negative errno. */
+int fault__place(struct fault_engine *fe, uint64_t gpa, const void *page);
 void fault__exit(struct fault_engine *fe);
 
 #endif

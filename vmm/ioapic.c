@@ -219,3 +219,35 @@ uint64_t ioapic__delivered(struct ioapic *io)
 {
 	return io->delivered;
 }
+
+void ioapic__save(struct ioapic *io, struct ioapic_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&io->lock);
+	s->id = io->id;
+	s->sel = io->sel;
+	memcpy(s->rte, io->rte, sizeof(s->rte));
+	for (unsigned i = 0; i < IOAPIC_PINS; i++)
+		s->line[i] = io->line[i];
+	pthread_mutex_unlock(&io->lock);
+}
+
+int ioapic__load(struct ioapic *io, const struct ioapic_state *s)
+{
+	if (s->id > 0xf || s->sel > 0xff)
+		return -1;
+	for (unsigned i = 0; i < IOAPIC_PINS; i++)
+		if (s->line[i] > 1)
+			return -1;
+	pthread_mutex_lock(&io->lock);
+	io->id = s->id;
+	io->sel = s->sel;
+	for (unsigned i = 0; i < IOAPIC_PINS; i++) {
+		/* Delivery status is never set here; keep it clear. */
+		io->rte[i] = s->rte[i] & ~(1ULL << 12);
+		io->line[i] = s->line[i];
+	}
+	sync_routes(io);
+	pthread_mutex_unlock(&io->lock);
+	return 0;
+}

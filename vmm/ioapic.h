@@ -19,11 +19,21 @@
 
 struct ioapic;
 
+/* What a snapshot keeps of the IOAPIC (vmm/snapshot.h). */
+struct ioapic_state {
+	uint32_t id, sel;
+	uint64_t rte[IOAPIC_PINS];
+	uint8_t line[IOAPIC_PINS];
+};
+
 struct ioapic *ioapic__new(int vm_fd, uint64_t base, unsigned id);
 void ioapic__free(struct ioapic *io);
 struct io_dev *ioapic__io(struct ioapic *io);
 void ioapic__set_irq(struct ioapic *io, unsigned pin, bool level);
 void ioapic__eoi(struct ioapic *io, uint8_t vector);
 uint64_t ioapic__delivered(struct ioapic *io);
+void ioapic__save(struct ioapic *io, struct ioapic_state *s);
+/* Loads s and mirrors it into KVM's routing; -1 if s is malformed. */
+int ioapic__load(struct ioapic *io, const struct ioapic_state *s);
 
 #endif

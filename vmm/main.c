@@ -2,16 +2,19 @@
 /* slos: `run` boots a VM (this process is host 0), `ctl` talks to one. */
 #include <errno.h>
 #include <poll.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "vmm/config.h"
 #include "vmm/ctl.h"
+#include "vmm/snapshot.h"
 #include "vmm/uart.h"
 #include "vmm/vm.h"
 
@@ -91,7 +94,45 @@ static void console_pump(struct vm *vm, struct console *c)
 				      c->len - c->off);
 }
 
-static int main_loop(struct vm *vm, int ctl_fd)
+/* --snapshot-when: the UART's line hook (a vCPU thread) matches; the main
+ * loop, which owns pausing, takes the snapshot. */
+struct snap_trigger {
+	regex_t re;
+	int efd;
+	bool fired;
+};
+
+static void snap_line(void *arg, const char *line, size_t len)
+{
+	struct snap_trigger *t = arg;
+	char buf[UART_LINE_MAX + 1];
+	uint64_t one = 1;
+
+	if (t->fired)
+		return;
+	memcpy(buf, line, len);
+	buf[len] = 0;
+	if (regexec(&t->re, buf, 0, NULL, 0))
+		return;
+	t->fired = true;
+	if (write(t->efd, &one, sizeof(one)) < 0)
+		perror("slos: snapshot trigger");
+}
+
+static void snap_fire(struct vm *vm, struct snap_trigger *t)
+{
+	char err[512];
+	uint64_t v;
+
+	if (read(t->efd, &v, sizeof(v)) < 0)
+		return;
+	if (snapshot__vm(vm, vm->cfg.snapshot_to, true, err, sizeof(err))) {
+		fprintf(stderr, "slos: %s\n", err);
+		vm__stop(vm, VM_EXIT_CRASH, "snapshot failed");
+	}
+}
+
+static int main_loop(struct vm *vm, int ctl_fd, struct snap_trigger *t)
 {
 	struct console con = { 0 };
 	sigset_t set;
@@ -105,16 +146,17 @@ static int main_loop(struct vm *vm, int ctl_fd)
 	while (!atomic_load(&vm->stopping)) {
 		bool want_in = !con.eof && (con.off < con.len ||
 					    uart__rx_space(vm->uart) > 0);
-		struct pollfd p[4] = {
+		struct pollfd p[5] = {
 			{ .fd = vm->stop_efd, .events = POLLIN },
 			{ .fd = want_in && con.off == con.len ? STDIN_FILENO
 							      : -1,
 			  .events = POLLIN },
 			{ .fd = ctl_fd, .events = POLLIN },
 			{ .fd = sfd, .events = POLLIN },
+			{ .fd = t ? t->efd : -1, .events = POLLIN },
 		};
 		/* 20 ms: flush partial console lines, retry queued input. */
-		int n = poll(p, 4, 20);
+		int n = poll(p, 5, 20);
 		if (n < 0 && errno != EINTR)
 			break;
 		uart__flush(vm->uart);
@@ -122,6 +164,8 @@ static int main_loop(struct vm *vm, int ctl_fd)
 			console_pump(vm, &con);
 		if (p[2].revents & POLLIN)
 			ctl__serve(vm, ctl_fd);
+		if (p[4].revents & POLLIN)
+			snap_fire(vm, t);
 		if (p[3].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
@@ -142,6 +186,8 @@ static int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	char err[256], name[32], path[256];
 	static struct vm vm;
+	static struct snap_trigger trig = { .efd = -1 };
+	uint64_t t0 = vm__now_ns();
 	sigset_t set;
 	int r, ctl_fd;
 
@@ -158,6 +204,7 @@ static int cmd_run(int argc, char **argv)
 		snprintf(name, sizeof(name), "vm-%d", getpid());
 		cfg.name = name;
 	}
+	cfg.t0_ns = t0;
 	/* Signals go to the main loop's signalfd, never to vCPU threads. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -174,9 +221,14 @@ static int cmd_run(int argc, char **argv)
 		vm__exit(&vm);
 		return VM_EXIT_USAGE;
 	}
+	if (cfg.snapshot_when) {
+		regcomp(&trig.re, cfg.snapshot_when, REG_EXTENDED | REG_NOSUB);
+		trig.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		uart__on_line(vm.uart, snap_line, &trig);
+	}
 	tty_setup();
 	if (vm__start(&vm) == 0)
-		main_loop(&vm, ctl_fd);
+		main_loop(&vm, ctl_fd, cfg.snapshot_when ? &trig : NULL);
 	r = vm__wait(&vm);
 	tty_restore();
 	close(ctl_fd);
@@ -186,13 +238,19 @@ static int cmd_run(int argc, char **argv)
 	if (cfg.profile)
 		profile__write(cfg.profile, vm.vcpus, cfg.nr_vcpus);
 	vm__exit(&vm);
+	if (cfg.snapshot_when) {
+		regfree(&trig.re);
+		close(trig.efd);
+	}
 	return r;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: slos run --kernel FILE [options]   boot a VM\n"
+		   "       slos run --restore DIR [options]   resume a snapshot\n"
 		   "       slos ctl NAME status|stop          control a VM\n"
+		   "       slos ctl NAME snapshot DIR [--stop]\n"
 		   "       slos version\n");
 }
 

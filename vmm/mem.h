@@ -29,6 +29,7 @@
 #define MEM_CMDLINE   0x20000ULL /* kernel command line, < 64 KiB */
 #define MEM_CMDLINE_MAX 0x10000ULL
 #define MEM_EBDA      0x9fc00ULL /* [EBDA, 1 MiB) is reserved in e820 */
+#define MEM_VMGENID   0x9ff00ULL /* 16-byte VM generation ID (vmm/vmgenid.h) */
 #define MEM_ACPI      0xE0000ULL /* ACPI tables, up to 1 MiB */
 #define MEM_ACPI_MAX  0x20000ULL
 #define MEM_HIGH      0x100000ULL

@@ -55,13 +55,23 @@ bool pvm__detect(void)
  *  tsc=reliable    no clocksource watchdog; TSC reads instead of pvclock
  *  nowatchdog      no soft-lockup detector (an emulated CPU "locks up" for
  *                  seconds in long loops, and the splat unwinds the stack)
+ *  rodata=off      no read-only/NX marking of kernel text and data, and so
+ *                  no DEBUG_WX walk of every kernel page table after it:
+ *                  Debian's stock kernel reached init at 438 s instead of
+ *                  621 s (a protection a test guest can do without)
+ * And one for correctness:
+ *  clocksource=kvm-clock  PVM cannot offset the guest TSC (guest rdtsc is
+ *                  the host's), so a restored guest timing itself by the
+ *                  TSC would jump by the time its snapshot sat on disk;
+ *                  kvmclock continues from the snapshot (KVM_SET_CLOCK)
  */
 const char *pvm__cmdline(void)
 {
 	return "clearcpuid=129,137,141,147,148,151,153,308,317 noxsave "
 	       "initcall_blacklist=ftrace_check_for_weak_functions,"
 	       "trace_eval_init,load_system_certificate_list "
-	       "cryptomgr.notests mitigations=off tsc=reliable nowatchdog";
+	       "cryptomgr.notests mitigations=off tsc=reliable nowatchdog "
+	       "rodata=off clocksource=kvm-clock";
 }
 
 const char *pvm__insn_name(enum pvm_insn i)

@@ -262,3 +262,43 @@ void uart__flush(struct uart *u)
 	flush_line(u, false);
 	pthread_mutex_unlock(&u->lock);
 }
+
+void uart__save(struct uart *u, struct uart_state *s)
+{
+	pthread_mutex_lock(&u->lock);
+	flush_line(u, false);
+	memset(s, 0, sizeof(*s));
+	*s = (struct uart_state){ .ier = u->ier, .lcr = u->lcr, .mcr = u->mcr,
+				  .scr = u->scr, .fcr = u->fcr, .dll = u->dll,
+				  .dlm = u->dlm, .thr_pending = u->thr_pending,
+				  .irq_level = u->irq_level,
+				  .rx_len = u->rx_len };
+	for (size_t i = 0; i < u->rx_len; i++)
+		s->rx[i] = u->rx[(u->rx_head + i) % UART_RX_FIFO];
+	pthread_mutex_unlock(&u->lock);
+}
+
+int uart__load(struct uart *u, const struct uart_state *s)
+{
+	if (s->rx_len > UART_RX_FIFO || s->ier > 0x0f || s->mcr > 0x1f ||
+	    s->thr_pending > 1 || s->irq_level > 1)
+		return -1;
+	pthread_mutex_lock(&u->lock);
+	u->ier = s->ier;
+	u->lcr = s->lcr;
+	u->mcr = s->mcr;
+	u->scr = s->scr;
+	u->fcr = s->fcr;
+	u->dll = s->dll;
+	u->dlm = s->dlm;
+	u->thr_pending = s->thr_pending;
+	/* The line's level is the IOAPIC's to remember (its own state);
+	 * recompute ours so the next change is an edge it sees. */
+	u->irq_level = s->irq_level;
+	u->rx_head = 0;
+	u->rx_len = s->rx_len;
+	memcpy(u->rx, s->rx, s->rx_len);
+	u->line_len = 0;
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}

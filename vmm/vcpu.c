@@ -380,8 +380,11 @@ void *vcpu__thread(void *arg)
 		if (v->accel.armed)
 			pvm_accel__tick(v);
 		if (r < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				if (atomic_load(&vm->pause_req))
+					vcpu__park(v);
 				continue;
+			}
 			fatal(v, "KVM_RUN failed: errno %llu", errno);
 			break;
 		}
@@ -391,6 +394,26 @@ void *vcpu__thread(void *arg)
 	profile__stop(v);
 	pvm_accel__stop(v);
 	return NULL;
+}
+
+/*
+ * Reached through a KVM_RUN that returned EINTR after a pause kick: with
+ * immediate_exit set, KVM first completed the I/O of the previous exit, so
+ * the state is consistent. Wait here until resumed (or stopped).
+ */
+void vcpu__park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->paused++;
+	pthread_cond_broadcast(&vm->pause_cv);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cv, &vm->lock);
+	vm->paused--;
+	if (!atomic_load(&vm->stopping))
+		v->run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->lock);
 }
 
 void vcpu__kick(struct vcpu *v)

@@ -18,8 +18,10 @@
 #include "vmm/ioapic.h"
 #include "vmm/loader.h"
 #include "vmm/pvm.h"
+#include "vmm/restore.h"
 #include "vmm/sysdev.h"
 #include "vmm/uart.h"
+#include "vmm/vmgenid.h"
 #include "vmm/vm.h"
 
 #define CPUID_MAX_ENT 256
@@ -199,7 +201,10 @@ static int load(struct vm *vm, uint64_t *entry)
 	struct acpi_config ac = { .nr_vcpus = vm->cfg.nr_vcpus,
 				  .ioapic_base = IOAPIC_BASE,
 				  .ioapic_id = vm->cfg.nr_vcpus,
-				  .nr_devs = 1, .devs = &com1 };
+				  .nr_devs = 1, .devs = &com1,
+				  .vmgenid_gpa = MEM_VMGENID,
+				  .ged_gsi = VMGENID_GSI };
+	uint8_t genid[VMGENID_SIZE];
 	void *acpi = mem__ptr(&vm->mem, MEM_ACPI, MEM_ACPI_MAX);
 	if (!acpi || acpi__build(acpi, MEM_ACPI, MEM_ACPI_MAX, &ac,
 				 &bi.rsdp_gpa))
@@ -213,6 +218,8 @@ static int load(struct vm *vm, uint64_t *entry)
 	if (r)
 		return fail("%s", err);
 	loader__boot_pagetables(&vm->mem);
+	if (vmgenid__generate(genid) || vmgenid__set(&vm->mem, genid))
+		return fail("cannot write the VM generation ID");
 	*entry = k.entry;
 	return 0;
 }
@@ -260,6 +267,7 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 	vm->fault.uffd = vm->fault.quit_efd = -1;
 	vm->start_ns = vm__now_ns();
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->pause_cv, NULL);
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = vm->start_ns ^ getpid();
 	snprintf(vm->id, sizeof(vm->id), "%016llx", (unsigned long long)rnd);
@@ -271,12 +279,18 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_efd < 0)
 		return fail("eventfd: %s", strerror(errno));
-	if (kvm_setup(vm) || mem_setup(vm) || load(vm, &entry) ||
-	    devices_setup(vm))
+	if (cfg->restore && restore__open(vm, cfg->restore))
+		return -1;
+	cfg = &vm->cfg; /* a restore takes vCPUs and memory from the snapshot */
+	if (kvm_setup(vm) || mem_setup(vm) ||
+	    (!vm->restore && load(vm, &entry)) || devices_setup(vm) ||
+	    (vm->restore && restore__source(vm)))
 		return -1;
 	/* Loaded pages are present; everything else faults in through the
-	 * engine from here on. */
-	r = fault__init(&vm->fault, &vm->mem, &fault_zero_source);
+	 * engine from here on: zero pages for a fresh VM, the snapshot's
+	 * pages for a restored one. */
+	r = fault__init(&vm->fault, &vm->mem,
+			vm->restore ? &vm->restore->src : &fault_zero_source);
 	if (r)
 		return fail("userfaultfd on guest RAM: %s", strerror(-r));
 	vm->fault.on_error = fault_error;
@@ -290,15 +304,22 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 		if (r)
 			return fail("vcpu %u: %s", i, strerror(-r));
 	}
+	/* KVM reads guest memory while the state goes in (the kvmclock MSR
+	 * maps its page): the snapshot's pages must be served by then. */
+	if (vm->restore && ((r = fault__start(&vm->fault)) ||
+			    restore__load(vm)))
+		return r ? fail("fault engine: %s", strerror(-r)) : -1;
 	return 0;
 }
 
 int vm__start(struct vm *vm)
 {
-	int r = fault__start(&vm->fault);
+	int r = vm->fault.running ? 0 : fault__start(&vm->fault);
 
 	if (r)
 		return fail("fault engine: %s", strerror(-r));
+	if (vm->restore && restore__start(vm))
+		return -1;
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		r = pthread_create(&v->thread, NULL, vcpu__thread, v);
@@ -308,6 +329,9 @@ int vm__start(struct vm *vm)
 		}
 		v->started = true;
 	}
+	if (vm->restore && vm->cfg.stats)
+		fprintf(stderr, "slos: restore: running after %.3f ms\n",
+			(vm__now_ns() - vm->cfg.t0_ns) / 1e6);
 	return 0;
 }
 
@@ -324,9 +348,48 @@ void vm__stop(struct vm *vm, int status, const char *why)
 		fprintf(stderr, "slos: %s\n", why);
 	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++)
 		vcpu__kick(&vm->vcpus[i]);
+	pthread_cond_broadcast(&vm->pause_cv);
 	uint64_t one = 1;
 	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
 		perror("slos: stop eventfd");
+	pthread_mutex_unlock(&vm->lock);
+}
+
+int vm__pause(struct vm *vm)
+{
+	unsigned started = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->pause_req, true);
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		started += vm->vcpus[i].started;
+	while (vm->paused < started && !atomic_load(&vm->stopping)) {
+		struct timespec t;
+		/* Kick again while waiting: a kick sent while the vCPU was
+		 * between KVM_RUNs is consumed by the next one, which may
+		 * not be the one that parks. */
+		for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+			vcpu__kick(&vm->vcpus[i]);
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 10 * 1000 * 1000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->pause_cv, &vm->lock, &t);
+	}
+	if (atomic_load(&vm->stopping))
+		r = -1;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+void vm__resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->pause_cv);
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -389,6 +452,7 @@ void vm__exit(struct vm *vm)
 	}
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	restore__exit(vm);
 	fault__exit(&vm->fault);
 	uart__free(vm->uart);
 	ioapic__free(vm->ioapic);

@@ -52,6 +52,11 @@ struct vm_config {
 	const char *profile;	 /* RIP samples file, or NULL */
 	unsigned profile_us;	 /* sampling period */
 	int pvm; /* -1 detect, 0 off, 1 on */
+	bool mem_set, vcpus_set; /* given on the command line */
+	const char *restore;	 /* snapshot directory to restore */
+	bool prefetch;		 /* restore: prefetch the recorded pages */
+	const char *snapshot_when, *snapshot_to; /* console regex, dir */
+	uint64_t t0_ns;		 /* process start (vm__now_ns) */
 };
 
 struct vm {
@@ -73,6 +78,11 @@ struct vm {
 	uint64_t start_ns;
 	pthread_mutex_t lock;
 	struct pvm_sys_vm pvm_sys;
+	/* Pausing (snapshots): vCPUs park in vcpu__park while pause_req. */
+	atomic_bool pause_req;
+	unsigned paused;
+	pthread_cond_t pause_cv;
+	struct restore *restore; /* restoring from a snapshot, or NULL */
 };
 
 /* Create the VM, load the kernel, ready every vCPU; -1 with a message on
@@ -85,12 +95,20 @@ void vm__stop(struct vm *vm, int status, const char *why);
 int vm__wait(struct vm *vm);
 void vm__exit(struct vm *vm);
 void vm__print_stats(struct vm *vm);
+/*
+ * Stop every vCPU at an instruction boundary with its pending I/O
+ * completed, so its state can be read (snapshots); -1 if the VM stopped
+ * meanwhile. Only the main thread pauses and resumes.
+ */
+int vm__pause(struct vm *vm);
+void vm__resume(struct vm *vm);
 
 /* vCPU side (vmm/vcpu.c). */
 int vcpu__init(struct vm *vm, struct vcpu *v, int id, uint64_t entry);
 void *vcpu__thread(void *arg);
 void vcpu__dump(struct vcpu *v, const char *why);
 void vcpu__kick(struct vcpu *v);
+void vcpu__park(struct vcpu *v);
 /* Guest-virtual memory through the vCPU's page tables (KVM_TRANSLATE):
  * a host pointer for len bytes within one page (NULL if not RAM, unmapped,
  * or read-only for wr), and a copy across pages that returns how many

@@ -5,6 +5,7 @@
  * Needs scripts/build-linux-guest.sh build/linux (tests/run-all.sh runs it).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -29,36 +30,85 @@ static bool on_pvm(void)
 	return access("/sys/module/kvm_pvm", F_OK) == 0;
 }
 
+struct restore_job {
+	const char *snap;
+	struct run r;
+};
+
+static void *restore_thread(void *arg)
+{
+	struct restore_job *j = arg;
+
+	harness__run(&j->r, 420, NULL, "run", "--restore", j->snap, "--stats",
+		     NULL);
+	return NULL;
+}
+
 /*
  * One boot of the project kernel on 2 vCPUs checks: the 64-bit entry and
  * boot_params, ACPI (MADT: 2 CPUs; FADT: power-off), SMP bring-up through
- * the in-kernel LAPIC, the LAPIC timer, the UART console, locktorture's
- * verdict, and a clean power-off ending slos with status 0. No user space:
- * the kernel waits for a root device that never comes (rootwait) while the
- * torture test runs, so the test does not depend on guest system calls.
+ * the in-kernel LAPIC, the LAPIC timer, the UART console, and a snapshot
+ * taken mid-locktorture (at its first statistics line). Two restores of
+ * that snapshot, at once, then finish the run: each a VM of its own that
+ * must reach locktorture's verdict and a clean power-off ending slos with
+ * status 0, and reseed its RNG from its new VM generation ID. No user
+ * space: the kernel waits for a root device that never comes (rootwait)
+ * while the torture test runs, so nothing depends on guest system calls.
  * Every Linux test boots with panic=-1: a panicking guest reboots at once
  * (slos exits) instead of halting until the test's time limit.
  */
-Test(linux_guest, project_kernel_locktorture_2vcpus, .timeout = 600)
+Test(linux_guest, project_kernel_locktorture_snapshot_restore, .timeout = 1200)
 {
+	char dir[] = "/tmp/slos-linuxsnap-XXXXXX", snap[64], cmd[128];
+	struct restore_job j[2];
+	pthread_t t[2];
 	struct run r;
 
 	if (access(guest("vmlinux"), R_OK))
 		cr_skip_test("no build/linux/vmlinux");
+	cr_assert(mkdtemp(dir));
+	snprintf(snap, sizeof(snap), "%s/snap", dir);
 	harness__run(&r, 540, NULL, "run", "--kernel", guest("vmlinux"),
 		     "--vcpus", "2", "--mem", "512M", "--stats", "--cmdline",
 		     "console=ttyS0 root=/dev/vda rootwait panic=-1 "
 		     "rcutorture.torture_type=none "
-		     "locktorture.shutdown_secs=20 locktorture.stat_interval=5",
-		     NULL);
-	cr_expect_eq(r.status, 0, "status %d after %.0fs:\n%s", r.status,
+		     "locktorture.shutdown_secs=25 locktorture.stat_interval=5",
+		     "--snapshot-when", "^\\[ *[0-9.]+\\] Writes: ",
+		     "--snapshot-to", snap, NULL);
+	cr_assert_eq(r.status, 0, "status %d after %.0fs:\n%s", r.status,
 		     r.secs, r.out);
 	cr_expect(harness__has(&r, "2 CPUs"), "not 2 CPUs:\n%s", r.out);
-	cr_expect(harness__has(&r, "End of test: SUCCESS"), "%s", r.out);
-	cr_expect(harness__has(&r, "guest powered off"), "%s", r.out);
-	cr_log_info("project kernel: locktorture run and power-off in %.1f s",
+	cr_assert(harness__has(&r, "written in"), "no snapshot:\n%s", r.out);
+	cr_log_info("project kernel: boot to locktorture's first stats and "
+		    "snapshot in %.1f s",
 		    r.secs);
 	harness__free(&r);
+
+	for (int i = 0; i < 2; i++) {
+		j[i].snap = snap;
+		pthread_create(&t[i], NULL, restore_thread, &j[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		struct run *q = &j[i].r;
+		pthread_join(t[i], NULL);
+		cr_expect_eq(q->status, 0, "restore %d: status %d after %.0fs:\n%s",
+			     i, q->status, q->secs, q->out);
+		cr_expect(harness__has(q, "End of test: SUCCESS"),
+			  "restore %d:\n%s", i, q->out);
+		cr_expect(harness__has(q, "guest powered off"),
+			  "restore %d:\n%s", i, q->out);
+		cr_expect(harness__has(q, "crng reseeded due to virtual "
+					  "machine fork"),
+			  "restore %d did not reseed from vmgenid:\n%s", i,
+			  q->out);
+		cr_log_info("restore %d: locktorture finished and powered off "
+			    "in %.1f s",
+			    i, q->secs);
+		harness__free(q);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd))
+		cr_log_warn("could not remove %s", dir);
 }
 
 /* Debian's stock kernel as shipped (a bzImage, xz payload decompressed on

@@ -5,14 +5,19 @@
  * emitter. When acpica-tools is installed, iasl disassembles the tables and
  * acpiexec (ACPICA, the interpreter Linux runs) evaluates _S5_ and _CRS and
  * enters S5, which must end in a write of SLP_TYP|SLP_EN to ACPI_PM_PORT.
+ * With a vmgenid configured, also \_SB_.VGEN and \_SB_.GED0 (acpiexec runs
+ * the GED's _EVT and must see the Notify), and vmm/vmgenid.c's helpers.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "vmm/acpi.h"
+#include "vmm/mem.h"
+#include "vmm/vmgenid.h"
 
 #define GPA	0xE0000ULL
 #define BUF_MAX 0x20000
@@ -122,7 +127,16 @@ struct dev_seen {
 	uint64_t uid, cca;
 	uint32_t base, size, gsi;
 	uint8_t irq_flags;
-	int has_crs;
+	int has_crs, has_uid, nr_mem;
+	/* VGEN */
+	char cid[16], ddn[16];
+	uint64_t addr[2];
+	unsigned nr_addr;
+	int has_addr;
+	/* GED0: _EVT is If (LEqual (Arg0, evt_gsi)) { Notify (path, val) } */
+	int has_evt;
+	uint64_t evt_gsi, evt_val;
+	char evt_path[16];
 };
 
 struct dsdt_seen {
@@ -251,8 +265,18 @@ static void crs(const uint8_t *r, size_t len, struct dev_seen *d)
 		}
 		i += 3 + rd16(r + i + 1);
 	}
-	cr_assert(mem == 1 && irq == 1);
+	cr_assert(mem <= 1 && irq == 1);
+	d->nr_mem = mem;
 	d->has_crs = 1;
+}
+
+static void string(struct cur *c, char *out, size_t cap)
+{
+	size_t i = 0;
+
+	cr_assert_eq(next(c), 0x0d, "expected a string");
+	while ((out[i] = next(c)))
+		cr_assert_lt(++i, cap, "string too long");
 }
 
 /* Name (XXXX, data) inside a Device or at the root. */
@@ -271,6 +295,26 @@ static void name(struct cur *c, struct dsdt_seen *s, struct dev_seen *d)
 			cr_assert_lt(++i, sizeof(d->hid), "_HID too long");
 	} else if (d && !strcmp(n, "_UID")) {
 		d->uid = integer(c);
+		d->has_uid = 1;
+	} else if (d && !strcmp(n, "_CID")) {
+		string(c, d->cid, sizeof(d->cid));
+	} else if (d && !strcmp(n, "_DDN")) {
+		string(c, d->ddn, sizeof(d->ddn));
+	} else if (d && !strcmp(n, "ADDR")) {
+		struct cur p;
+		unsigned count;
+
+		cr_assert_eq(next(c), 0x12, "ADDR is a package");
+		end = pkglen(c);
+		p = (struct cur){c->b, c->pos, end};
+		count = next(&p);
+		while (p.pos < end) {
+			cr_assert_lt(d->nr_addr, 2, "ADDR has 2 elements");
+			d->addr[d->nr_addr++] = integer(&p);
+		}
+		cr_assert_eq(count, d->nr_addr, "NumElements vs elements");
+		d->has_addr = 1;
+		c->pos = end;
 	} else if (d && !strcmp(n, "_CCA")) {
 		d->cca = integer(c);
 	} else if (d && !strcmp(n, "_CRS")) {
@@ -305,6 +349,33 @@ static void name(struct cur *c, struct dsdt_seen *s, struct dev_seen *d)
 	}
 }
 
+/* Method (_EVT, 1, NotSerialized) { If (LEqual (Arg0, gsi)) {
+ *   Notify (\_SB_.VGEN, value) } }, and nothing else. */
+static void method(struct cur *c, struct dev_seen *d)
+{
+	size_t end = pkglen(c), if_end;
+	struct cur m = {c->b, c->pos, end};
+	char n[5];
+	int i;
+
+	nameseg(&m, n);
+	cr_assert_str_eq(n, "_EVT", "the only Method is the GED's _EVT");
+	cr_assert_eq(next(&m), 1, "one argument, NotSerialized");
+	cr_assert_eq(next(&m), 0xa0, "If");
+	if_end = pkglen(&m);
+	cr_assert_eq(if_end, end, "the If is the whole body");
+	cr_assert_eq(next(&m), 0x93, "LEqual");
+	cr_assert_eq(next(&m), 0x68, "Arg0");
+	d->evt_gsi = integer(&m);
+	cr_assert_eq(next(&m), 0x86, "Notify");
+	for (i = 0; i < 10; i++)
+		d->evt_path[i] = next(&m);
+	d->evt_val = integer(&m);
+	cr_assert_eq(m.pos, end, "bytes after the Notify");
+	d->has_evt = 1;
+	c->pos = end;
+}
+
 static void device(struct cur *c, struct dsdt_seen *s)
 {
 	size_t end = pkglen(c);
@@ -317,7 +388,13 @@ static void device(struct cur *c, struct dsdt_seen *s)
 	body = (struct cur){c->b, c->pos, end};
 	nameseg(&body, d->name);
 	while (body.pos < end) {
-		cr_assert_eq(next(&body), 0x08, "only Names inside a Device");
+		uint8_t op = next(&body);
+
+		if (op == 0x14) {
+			method(&body, d);
+			continue;
+		}
+		cr_assert_eq(op, 0x08, "only Names and _EVT inside a Device");
 		name(&body, s, d);
 	}
 	c->pos = end;
@@ -382,18 +459,57 @@ static struct acpi_config mkcfg(unsigned vcpus, unsigned ndevs)
 	};
 }
 
+/* \_SB_.VGEN and \_SB_.GED0, after the config's devices. */
+static void check_vmgenid(const struct acpi_config *cfg,
+			  const struct dev_seen *v, const struct dev_seen *g)
+{
+	static const char vgen_path[] = "\\\x2e_SB_VGEN";
+
+	cr_assert_str_eq(v->name, "VGEN");
+	cr_assert_str_eq(v->hid, ACPI_VMGENID_HID);
+	/* What Linux 6.1's vmgenid_ids[] has, byte for byte. */
+	cr_assert_str_eq(v->cid, "VM_GEN_COUNTER");
+	cr_assert_str_eq(v->ddn, "VM_Gen_Counter");
+	cr_assert(v->has_addr, "no ADDR");
+	cr_assert_eq(v->nr_addr, 2);
+	cr_assert_eq(v->addr[0], cfg->vmgenid_gpa & 0xffffffff, "ADDR low");
+	cr_assert_eq(v->addr[1], cfg->vmgenid_gpa >> 32, "ADDR high");
+	cr_assert(!v->has_crs && !v->has_evt && !v->has_uid);
+
+	cr_assert_str_eq(g->name, "GED0");
+	cr_assert_str_eq(g->hid, "ACPI0013");
+	cr_assert(g->has_uid);
+	cr_assert_eq(g->uid, 0);
+	cr_assert(g->has_crs);
+	cr_assert_eq(g->nr_mem, 0, "the GED has only an interrupt");
+	cr_assert_eq(g->gsi, cfg->ged_gsi);
+	cr_assert_eq(g->irq_flags, 0x03, "consumer, edge, active-high");
+	cr_assert(g->has_evt, "no _EVT");
+	cr_assert_eq(g->evt_gsi, cfg->ged_gsi, "_EVT compares another GSI");
+	cr_assert(memcmp(g->evt_path, vgen_path, 10) == 0,
+		  "_EVT does not Notify \\_SB_.VGEN");
+	cr_assert_eq(g->evt_val, 0x80);
+}
+
 static void check_dsdt(const struct acpi_config *cfg, const uint8_t *dsdt)
 {
-	struct dsdt_seen s = {.cap = cfg->nr_devs};
+	unsigned extra = cfg->vmgenid_gpa ? 2 : 0;
+	struct dsdt_seen s = {.cap = cfg->nr_devs + extra};
 	unsigned i;
 
-	s.devs = calloc(cfg->nr_devs ? cfg->nr_devs : 1, sizeof(*s.devs));
+	s.devs = calloc(s.cap ? s.cap : 1, sizeof(*s.devs));
 	cr_assert_eq(dsdt[8], 2, "DSDT revision 2: 64-bit integers");
 	dsdt_walk(dsdt, &s);
 	cr_assert(s.has_s5, "no _S5_");
 	cr_assert_geq(s.nr_s5, 1);
 	cr_assert_eq(s.s5[0], ACPI_SLP_TYP_S5);
-	cr_assert_eq(s.nr_devs, cfg->nr_devs);
+	cr_assert_eq(s.nr_devs, cfg->nr_devs + extra);
+	if (extra)
+		check_vmgenid(cfg, &s.devs[cfg->nr_devs],
+			      &s.devs[cfg->nr_devs + 1]);
+	else
+		cr_assert_null(memmem(dsdt, rd32(dsdt + 4), "ACPI0013", 8),
+			       "a GED without a vmgenid");
 	for (i = 0; i < cfg->nr_devs; i++) {
 		const struct acpi_mmio_dev *want = &cfg->devs[i];
 		struct dev_seen *got = &s.devs[i];
@@ -405,6 +521,7 @@ static void check_dsdt(const struct acpi_config *cfg, const uint8_t *dsdt)
 		cr_assert_eq(got->uid, i);
 		cr_assert_eq(got->cca, 1);
 		cr_assert(got->has_crs);
+		cr_assert_eq(got->nr_mem, 1);
 		cr_assert_eq(got->base, want->base);
 		cr_assert_eq(got->size, want->size);
 		cr_assert_eq(got->gsi, want->gsi);
@@ -630,7 +747,9 @@ Test(acpi, deterministic)
 Test(acpi, rejects_what_it_cannot_express)
 {
 	struct acpi_mmio_dev d = {"LNRO0005", 0xD0000000, 0x200, 5, false, false};
-	struct acpi_config ok = {1, IOAPIC_BASE, 0, 1, &d}, c;
+	struct acpi_config ok = {.nr_vcpus = 1, .ioapic_base = IOAPIC_BASE,
+				 .nr_devs = 1, .devs = &d},
+			   c;
 	uint64_t r;
 	static const char *bad_hid[] = {NULL,	     "",	 "LNRO",
 					"LNRO00050", "lnro0005", "LNRO 005"};
@@ -676,6 +795,179 @@ Test(acpi, rejects_what_it_cannot_express)
 		b.base = ~0ULL;
 		cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
 	}
+}
+
+/* -------- vmgenid: \_SB_.VGEN and the GED -------- */
+
+/* mkcfg's devices take GSIs 5..23 once there are 19; below that the GED
+ * gets the pin the VMM uses. */
+static struct acpi_config mkcfg_vg(unsigned vcpus, unsigned ndevs,
+				   uint64_t gpa)
+{
+	struct acpi_config c = mkcfg(vcpus, ndevs);
+
+	c.vmgenid_gpa = gpa;
+	c.ged_gsi = ndevs < 19 ? VMGENID_GSI : 3;
+	return c;
+}
+
+Test(acpi, vmgenid_devices_only_when_configured)
+{
+	static const unsigned counts[] = {0, 1, 3, 100};
+
+	for (unsigned i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		struct acpi_config cfg = mkcfg_vg(2, counts[i], 0);
+		struct tables t = build(&cfg, BIG);
+		uint32_t dlen = rd32(t.dsdt + 4);
+
+		check_dsdt(&cfg, t.dsdt);
+		cr_assert_null(memmem(t.dsdt, dlen, "VGEN", 4));
+		cr_assert_null(memmem(t.dsdt, dlen, "GED0", 4));
+		/* ged_gsi means nothing without the device */
+		cfg.ged_gsi = 1000;
+		t = build(&cfg, BIG);
+		cr_assert_eq(rd32(t.dsdt + 4), dlen);
+
+		cfg.vmgenid_gpa = MEM_VMGENID;
+		cfg.ged_gsi = counts[i] < 19 ? VMGENID_GSI : 3;
+		t = build(&cfg, BIG);
+		check_dsdt(&cfg, t.dsdt);
+		free((void *)cfg.devs);
+	}
+}
+
+Test(acpi, vmgenid_addr_encodes_address)
+{
+	/* Name (ADDR, Package (0x02) { 0x0009FF00, Zero }) as iasl emits it:
+	 * PkgLength 8, two elements, DWordConst, ZeroOp. */
+	static const uint8_t want[] = {'A',  'D',  'D',	 'R',  0x12, 0x08,
+				       0x02, 0x0c, 0x00, 0xff, 0x09, 0x00,
+				       0x00};
+	static const uint64_t gpas[] = {0x10,	       0x9ff00,	    0xfffffff0,
+					0x100000000ULL, 0x123456789a0ULL,
+					(1ULL << 52) - 16};
+	struct acpi_config cfg = mkcfg_vg(1, 1, MEM_VMGENID);
+	struct tables t = build(&cfg, BUF_MAX);
+
+	cr_assert_eq(MEM_VMGENID, 0x9ff00);
+	cr_assert_not_null(memmem(t.dsdt, rd32(t.dsdt + 4), want,
+				  sizeof(want)));
+	for (unsigned i = 0; i < sizeof(gpas) / sizeof(*gpas); i++) {
+		cfg.vmgenid_gpa = gpas[i];
+		t = build(&cfg, BUF_MAX);
+		check_dsdt(&cfg, t.dsdt); /* ADDR = {gpa & 0xffffffff, gpa >> 32} */
+	}
+	free((void *)cfg.devs);
+}
+
+Test(acpi, vmgenid_rejects_what_it_cannot_express)
+{
+	struct acpi_mmio_dev d = {"LNRO0005", 0xD0000000, 0x200, 5, false, false};
+	struct acpi_config ok = {.nr_vcpus = 1,
+				 .ioapic_base = IOAPIC_BASE,
+				 .nr_devs = 1,
+				 .devs = &d,
+				 .vmgenid_gpa = MEM_VMGENID,
+				 .ged_gsi = VMGENID_GSI},
+			   c;
+	static uint8_t pattern[BUF_MAX];
+	uint64_t r = 0x1234, r2;
+	static const uint64_t bad_gpa[] = {
+	    MEM_VMGENID + 8,  MEM_VMGENID + 1,	1ULL << 52,
+	    ~0ULL & ~15ULL,   GPA,		GPA + 0x40,
+	    GPA - 8 /* unaligned, then 8 bytes into the RSDP */};
+
+	memset(pattern, 0x5a, BUF_MAX);
+	memcpy(buf, pattern, BUF_MAX);
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &ok, &r2), 0);
+	for (unsigned i = 0; i < sizeof(bad_gpa) / sizeof(*bad_gpa); i++) {
+		c = ok;
+		c.vmgenid_gpa = bad_gpa[i];
+		memcpy(buf, pattern, BUF_MAX);
+		cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1,
+			     "vmgenid_gpa %#llx accepted",
+			     (unsigned long long)bad_gpa[i]);
+		cr_assert_eq(memcmp(buf, pattern, BUF_MAX), 0);
+	}
+	/* just below the tables, and just past them */
+	c = ok;
+	c.vmgenid_gpa = GPA - 16;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), 0);
+	c.vmgenid_gpa = (GPA + parse(r, BUF_MAX).end + 15) & ~15ULL;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), 0);
+	c.vmgenid_gpa -= 16;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1,
+		     "ID overlapping the DSDT's end");
+	/* the GED's GSI: an IOAPIC pin, and not a device's */
+	c = ok;
+	c.ged_gsi = 24;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+	c.ged_gsi = d.gsi;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1,
+		     "GED sharing an Exclusive interrupt");
+	c.ged_gsi = 0;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), 0);
+	c.ged_gsi = 23;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), 0);
+}
+
+Test(acpi, vmgenid_deterministic_and_sized)
+{
+	static uint8_t a[BUF_MAX];
+	struct acpi_config cfg = mkcfg_vg(4, 2, MEM_VMGENID);
+	uint64_t r1, r2;
+	size_t with, without;
+
+	memset(buf, 0x00, BUF_MAX);
+	memset(a, 0xff, BUF_MAX);
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &cfg, &r1), 0);
+	cr_assert_eq(acpi__build(a, GPA, BUF_MAX, &cfg, &r2), 0);
+	cr_assert_eq(r1, r2);
+	with = parse(r1, BUF_MAX).end;
+	cr_assert_eq(memcmp(a, buf, with), 0);
+	cfg.vmgenid_gpa = 0;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &cfg, &r1), 0);
+	without = parse(r1, BUF_MAX).end;
+	/* docs/acpi.md gives the cost: VGEN 79 bytes, GED0 75 */
+	cr_assert_eq(with - without, 79 + 75, "%zu", with - without);
+	free((void *)cfg.devs);
+}
+
+Test(vmgenid, generate_is_random_v4)
+{
+	uint8_t a[VMGENID_SIZE], b[VMGENID_SIZE];
+	unsigned seen_hi = 0, seen_lo = 0;
+
+	for (int i = 0; i < 64; i++) {
+		cr_assert_eq(vmgenid__generate(a), 0);
+		cr_assert_eq(vmgenid__generate(b), 0);
+		cr_assert_neq(memcmp(a, b, VMGENID_SIZE), 0);
+		cr_assert_eq(a[7] >> 4, 4, "version 4 (Data3, little-endian)");
+		cr_assert_eq(a[8] >> 6, 2, "RFC 4122 variant");
+		seen_hi |= a[0];
+		seen_lo |= a[15];
+	}
+	cr_assert_eq(seen_hi, 0xff, "byte 0 never varies");
+	cr_assert_eq(seen_lo, 0xff, "byte 15 never varies");
+}
+
+Test(vmgenid, set_and_get_at_mem_vmgenid)
+{
+	struct mem m, none = {0};
+	uint8_t id[VMGENID_SIZE], back[VMGENID_SIZE];
+
+	cr_assert_eq(mem__init(&m, 2 << 20), 0);
+	cr_assert_eq(vmgenid__generate(id), 0);
+	cr_assert_eq(vmgenid__set(&m, id), 0);
+	cr_assert_eq(memcmp(m.hva + MEM_VMGENID, id, VMGENID_SIZE), 0);
+	cr_assert_eq(m.hva[MEM_VMGENID - 1], 0, "wrote before the ID");
+	cr_assert_eq(m.hva[MEM_VMGENID + VMGENID_SIZE], 0,
+		     "wrote after the ID");
+	cr_assert_eq(vmgenid__get(&m, back), 0);
+	cr_assert_eq(memcmp(back, id, VMGENID_SIZE), 0);
+	mem__exit(&m);
+	cr_assert_eq(vmgenid__set(&none, id), -EFAULT);
+	cr_assert_eq(vmgenid__get(&none, back), -EFAULT);
 }
 
 /* -------- ACPICA, when installed -------- */
@@ -824,7 +1116,8 @@ Test(acpi, io_port_device_for_com1)
 {
 	struct acpi_mmio_dev d = { .hid = "PNP0501", .base = 0x3f8, .size = 8,
 				   .gsi = 4, .edge = true, .io = true };
-	struct acpi_config c = { 1, IOAPIC_BASE, 0, 1, &d };
+	struct acpi_config c = { .nr_vcpus = 1, .ioapic_base = IOAPIC_BASE,
+				.nr_devs = 1, .devs = &d };
 	static const uint8_t io_desc[] = { 0x47, 1, 0xf8, 3, 0xf8, 3, 1, 8 };
 	uint64_t r;
 
@@ -834,4 +1127,94 @@ Test(acpi, io_port_device_for_com1)
 	cr_expect(memmem(buf, BUF_MAX, "PNP0501", 7));
 	d.base = 0xfffc; /* runs past the 64 KiB port space */
 	cr_expect_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1);
+}
+
+Test(acpi, iasl_disassembles_vmgenid, .fini = rm_tmpdir)
+{
+	const char *dir = tmpdir;
+	struct acpi_config cfg = mkcfg_vg(2, 2, MEM_VMGENID);
+	const char *dsl, *log;
+
+	if (!have("iasl")) {
+		cr_skip_test(
+		    "iasl not installed (apt-get install acpica-tools)");
+		return;
+	}
+	cr_assert_not_null(mkdtemp(tmpdir));
+	save_all(dir, &cfg);
+	run(dir, "iasl -d dsdt.dat >log 2>&1");
+	log = slurp(dir, "log");
+	cr_assert_null(strstr(log, "Error"), "%s", log);
+	cr_assert_null(strstr(log, "Warning"), "%s", log);
+	dsl = slurp(dir, "dsdt.dsl");
+	cr_assert_null(strstr(dsl, "External"), "unresolved names: %s", dsl);
+	cr_assert_not_null(strstr(dsl, "Device (VGEN)"), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Name (_HID, \"" ACPI_VMGENID_HID "\")"),
+			   "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Name (_CID, \"VM_GEN_COUNTER\")"),
+			   "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Name (ADDR, Package (0x02)\n"
+				       "            {\n"
+				       "                0x0009FF00, \n"
+				       "                Zero\n"),
+			   "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Device (GED0)"), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Name (_HID, \"ACPI0013\" /* Generic "
+				       "Event Device */)"),
+			   "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Interrupt (ResourceConsumer, Edge, "
+				       "ActiveHigh, Exclusive, ,, )\n"
+				       "                {\n"
+				       "                    0x00000017,"),
+			   "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Method (_EVT, 1, NotSerialized)"),
+			   "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "If ((Arg0 == 0x17))"), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Notify (\\_SB.VGEN, 0x80)"), "%s", dsl);
+	/* The compiler checks more than the disassembler (it refuses, for
+	 * one, a _HID like "VMGENCTR"), and the AML must come back ours. */
+	run(dir, "iasl -oa -p re dsdt.dsl >>log 2>&1 && "
+		 "tail -c +37 dsdt.dat >a && tail -c +37 re.aml >b && cmp a b");
+	log = slurp(dir, "log");
+	cr_assert_not_null(strstr(log, "0 Errors, 0 Warnings, 0 Remarks"),
+			   "%s", log);
+	free((void *)cfg.devs);
+}
+
+Test(acpi, acpiexec_ged_notifies_vmgenid, .fini = rm_tmpdir)
+{
+	const char *dir = tmpdir;
+	struct acpi_config cfg = mkcfg_vg(2, 2, 0x123456789a0ULL);
+	const char *out, *p;
+
+	if (!have("acpiexec")) {
+		cr_skip_test("acpiexec not installed "
+			     "(apt-get install acpica-tools)");
+		return;
+	}
+	cr_assert_not_null(mkdtemp(tmpdir));
+	save_all(dir, &cfg);
+	/* A GSI that is not the GED's must notify nothing; then the GED's. */
+	run(dir, "timeout 20 acpiexec -b "
+		 "'evaluate \\_SB.VGEN.ADDR; evaluate \\_SB.VGEN._CID; "
+		 "execute \\_SB.GED0._EVT 0x16; "
+		 "evaluate \\_SB.VGEN._HID; "
+		 "execute \\_SB.GED0._EVT 0x17' "
+		 "facp.dat dsdt.dat apic.dat >log 2>&1");
+	out = slurp(dir, "log");
+	cr_assert_not_null(strstr(out, "[Integer] = 00000000456789A0"), "%s",
+			   out);
+	cr_assert_not_null(strstr(out, "[Integer] = 0000000000000123"), "%s",
+			   out);
+	cr_assert_not_null(strstr(out, "\"VM_GEN_COUNTER\""), "%s", out);
+	p = strstr(out, "Received a Device Notify on [VGEN]");
+	cr_assert_not_null(p, "no Notify: %s", out);
+	cr_assert_not_null(strstr(p, "Value 0x80"), "%s", out);
+	/* ... and only after the last command, the one with the GED's GSI */
+	cr_assert_not_null(strstr(out, "Evaluating \\_SB.VGEN._HID"));
+	cr_assert(p > strstr(out, "Evaluating \\_SB.VGEN._HID"),
+		  "GSI 0x16 notified VGEN: %s", out);
+	cr_assert_null(strstr(p + 1, "Received a Device Notify"),
+		       "two Notifies: %s", out);
+	free((void *)cfg.devs);
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <criterion/criterion.h>
+#include <string.h>
 
 #include "vmm/config.h"
 #include "vmm/ctl.h"
@@ -71,4 +72,33 @@ Test(ctl, request_parsing)
 	cr_expect_eq(ctl__parse("SLOS2 status", cmd, 32, arg, 64), -1);
 	cr_expect_eq(ctl__parse("SLOS1 ", cmd, 32, arg, 64), -1);
 	cr_expect_eq(ctl__parse("status", cmd, 32, arg, 64), -1);
+}
+
+Test(config, restore_and_snapshot_options)
+{
+	struct vm_config c;
+	char err[256];
+
+	cr_assert_eq(parse(&c, err, "--restore", "/s", NULL, NULL), 0, "%s",
+		     err);
+	cr_expect_str_eq(c.restore, "/s");
+	cr_expect(!c.mem_set && !c.vcpus_set && !c.kernel);
+	cr_assert_eq(parse(&c, err, "--restore", "/s", "--prefetch", NULL), 0);
+	cr_expect(c.prefetch);
+	cr_assert_eq(parse(&c, err, "--restore", "/s", "--mem", "1G"), 0);
+	cr_expect(c.mem_set);
+	cr_expect_eq(parse(&c, err, "--restore", "/s", "--kernel", "k"), -1);
+	cr_expect(strstr(err, "come from the snapshot"), "%s", err);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--prefetch", NULL), -1);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--snapshot-to", "d"),
+		     -1);
+	cr_expect(strstr(err, "go together"), "%s", err);
+
+	char *argv[] = { "run", "--kernel", "k", "--snapshot-when", "a[",
+			 "--snapshot-to", "d", NULL };
+	cr_expect_eq(config__parse_run(7, argv, &c, err, 256), -1);
+	cr_expect(strstr(err, "regular expression"), "%s", err);
+	argv[4] = "^\\[ *[0-9.]+\\] Writes:";
+	cr_expect_eq(config__parse_run(7, argv, &c, err, 256), 0, "%s", err);
+	cr_expect_str_eq(c.snapshot_to, "d");
 }

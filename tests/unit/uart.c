@@ -103,3 +103,37 @@ Test(uart, rx_fifo_bounded)
 	cr_expect_eq(uart__rx_space(u), 0);
 	uart__free(u);
 }
+
+/* A snapshot keeps the registers and the input the guest has not read. */
+Test(uart, save_and_load)
+{
+	static struct uart_state s;
+	struct uart *a = uart__new(-1, irq, NULL), *b;
+
+	wr(a, 3, 0x80); /* DLAB: divisor 0x0c01 */
+	wr(a, 0, 0x01);
+	wr(a, 1, 0x0c);
+	wr(a, 3, 0x03);
+	wr(a, 1, 0x01); /* RDI */
+	wr(a, 7, 0x5a);
+	cr_assert_eq(uart__input(a, (const uint8_t *)"xyz", 3), 3);
+	cr_expect_eq(rd(a, 0), 'x');
+	uart__save(a, &s);
+	b = uart__new(-1, irq, NULL);
+	cr_assert_eq(uart__load(b, &s), 0);
+	cr_expect_eq(rd(b, 3), 0x03);
+	cr_expect_eq(rd(b, 1), 0x01);
+	cr_expect_eq(rd(b, 7), 0x5a);
+	cr_expect_eq(rd(b, 5) & 1, 1, "data ready");
+	cr_expect_eq(rd(b, 0), 'y');
+	cr_expect_eq(rd(b, 0), 'z');
+	cr_expect_eq(rd(b, 5) & 1, 0);
+	wr(b, 3, 0x80);
+	cr_expect_eq(rd(b, 0), 0x01);
+	cr_expect_eq(rd(b, 1), 0x0c);
+	/* From an untrusted file: refused, not trusted. */
+	s.rx_len = UART_RX_FIFO + 1;
+	cr_expect_eq(uart__load(b, &s), -1);
+	uart__free(a);
+	uart__free(b);
+}

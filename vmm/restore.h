@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Restoring a VM from a snapshot (vmm/snapshot.h): the snapshot's memory
+ * file becomes the fault engine's page source, so guest pages come in on
+ * first touch; the pages a restore touches first are recorded for the next
+ * restore of the same snapshot to prefetch (--prefetch).
+ */
+#ifndef SLOS_RESTORE_H
+#define SLOS_RESTORE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/fault.h"
+#include "vmm/snapshot.h"
+
+#define RESTORE_RECORD_MAX 65536 /* pages recorded for prefetch */
+
+struct restore {
+	struct snapshot snap;
+	struct fault_source src;
+	struct fault_engine *fe;
+	uint64_t *data; /* bitmap: pages with data in the memory file */
+	uint64_t npages;
+	/* First touches, in order (written by the fault thread only). */
+	uint64_t *touched;
+	unsigned nr_touched;
+	bool record;
+	/* Prefetch of a previous restore's first touches. */
+	uint64_t *prefetch;
+	unsigned nr_prefetch;
+	pthread_t pf_thread;
+	bool pf_running;
+	volatile bool pf_quit;
+	uint64_t prefetched;
+	int64_t tsc_delta; /* guest TSC after restore minus the saved one */
+};
+
+struct vm;
+
+/* Open DIR and check it against this host and the user's options; -1 with
+ * a message on stderr (exit status 2). */
+int restore__open(struct vm *vm, const char *dir);
+/* The page source for the fault engine, once guest RAM is mapped. */
+int restore__source(struct vm *vm);
+/* Load devices and every vCPU's state (after their creation). */
+int restore__load(struct vm *vm);
+/* Just before the vCPUs run: fresh VM generation ID, prefetch. */
+int restore__start(struct vm *vm);
+/* At exit: save the first-touch list (if new), free everything. */
+void restore__exit(struct vm *vm);
+
+#endif

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A vCPU's complete KVM state, read for a snapshot and written back on
+ * restore. The vCPU must be out of KVM_RUN with its pending I/O completed
+ * (vm__pause re-enters KVM_RUN with immediate_exit first, as the KVM API
+ * asks before state is saved).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vmm/snapshot.h"
+#include "vmm/vm.h"
+
+#define MSR_IA32_TSC	      0x10
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
+static int bad(char *err, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The MSRs KVM says a VMM should save, as a kvm_msrs to fill. */
+static struct kvm_msrs *msr_list(struct vm *vm)
+{
+	struct kvm_msr_list *l = calloc(1, sizeof(*l) + 1024 * 4);
+	struct kvm_msrs *m = NULL;
+
+	if (!l)
+		return NULL;
+	l->nmsrs = 1024;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0)
+		goto out;
+	m = calloc(1, sizeof(*m) + l->nmsrs * sizeof(m->entries[0]));
+	if (!m)
+		goto out;
+	m->nmsrs = l->nmsrs;
+	for (unsigned i = 0; i < l->nmsrs; i++)
+		m->entries[i].index = l->indices[i];
+out:
+	free(l);
+	return m;
+}
+
+/*
+ * Read every listed MSR this vCPU has. KVM_GET_MSRS stops at the first it
+ * cannot read (features the guest's CPUID lacks) and returns how many it
+ * read, so go on past each such one.
+ */
+static int save_msrs(struct vcpu *v, struct vcpu_state *s, char *err,
+		     size_t errlen)
+{
+	struct kvm_msrs *all = msr_list(v->vm);
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e[1];
+	} one;
+	unsigned n = 0;
+
+	if (!all)
+		return bad(err, errlen, "KVM_GET_MSR_INDEX_LIST failed");
+	for (unsigned i = 0; i < all->nmsrs; i++) {
+		memset(&one, 0, sizeof(one));
+		one.h.nmsrs = 1;
+		one.e[0].index = all->entries[i].index;
+		if (ioctl(v->fd, KVM_GET_MSRS, &one) != 1)
+			continue;
+		if (n == SNAP_MAX_MSRS) {
+			free(all);
+			return bad(err, errlen, "more than %d MSRs",
+				   SNAP_MAX_MSRS);
+		}
+		s->msrs[n++] = one.e[0];
+	}
+	free(all);
+	s->nr_msrs = n;
+	return 0;
+}
+
+int vcpu__save(struct vcpu *v, struct vcpu_state *s, char *err,
+	       size_t errlen)
+{
+	int fd = v->fd;
+
+	memset(s, 0, sizeof(*s));
+	if (ioctl(fd, KVM_GET_REGS, &s->regs) < 0 ||
+	    ioctl(fd, KVM_GET_SREGS, &s->sregs) < 0)
+		return bad(err, errlen, "vcpu %d: registers: %s", v->id,
+			   strerror(errno));
+	if (ioctl(v->vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE) > 0 &&
+	    ioctl(fd, KVM_GET_XSAVE, &s->xsave) == 0)
+		s->has |= VCPU_HAS_XSAVE;
+	else if (ioctl(fd, KVM_GET_FPU, &s->fpu) < 0)
+		return bad(err, errlen, "vcpu %d: FPU: %s", v->id,
+			   strerror(errno));
+	if (ioctl(v->vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0 &&
+	    ioctl(fd, KVM_GET_XCRS, &s->xcrs) == 0)
+		s->has |= VCPU_HAS_XCRS;
+	if (ioctl(fd, KVM_GET_DEBUGREGS, &s->dregs) == 0)
+		s->has |= VCPU_HAS_DREGS;
+	if (ioctl(fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
+	    ioctl(fd, KVM_GET_VCPU_EVENTS, &s->events) < 0 ||
+	    ioctl(fd, KVM_GET_MP_STATE, &s->mp) < 0)
+		return bad(err, errlen, "vcpu %d: LAPIC/events/MP state: %s",
+			   v->id, strerror(errno));
+	return save_msrs(v, s, err, errlen);
+}
+
+/* Set MSRs from s in the order KVM needs: the TSC first (the deadline and
+ * kvmclock are relative to it), the TSC deadline last (KVM keeps it only
+ * once the LAPIC timer is in deadline mode, i.e. after KVM_SET_LAPIC). */
+static int load_msrs(struct vcpu *v, const struct vcpu_state *s, char *err,
+		     size_t errlen)
+{
+	size_t sz = sizeof(struct kvm_msr_entry) * (s->nr_msrs + 1);
+	struct kvm_msr_entry *e = calloc(1, sz);
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + sz);
+	unsigned n = 0, start = 0, failed = 0, first_bad = 0;
+	int r = 0;
+
+	if (!e || !m) {
+		free(e);
+		free(m);
+		return bad(err, errlen, "out of memory");
+	}
+	for (int pass = 0; pass < 3; pass++)
+		for (unsigned i = 0; i < s->nr_msrs; i++) {
+			uint32_t idx = s->msrs[i].index;
+			int p = idx == MSR_IA32_TSC	     ? 0
+				: idx == MSR_IA32_TSC_DEADLINE ? 2
+							       : 1;
+			if (p == pass)
+				e[n++] = s->msrs[i];
+		}
+	/* KVM_SET_MSRS stops at the first entry it refuses and returns how
+	 * many it set: note that one and go on after it. */
+	while (start < n) {
+		m->nmsrs = n - start;
+		memcpy(m->entries, e + start, m->nmsrs * sizeof(*e));
+		r = ioctl(v->fd, KVM_SET_MSRS, m);
+		if (r < 0 || (unsigned)r == m->nmsrs)
+			break;
+		if (!failed++)
+			first_bad = e[start + r].index;
+		start += r + 1;
+	}
+	free(e);
+	free(m);
+	if (r < 0)
+		return bad(err, errlen, "vcpu %d: KVM_SET_MSRS: %s", v->id,
+			   strerror(errno));
+	if (failed)
+		fprintf(stderr,
+			"slos: vcpu %d: %u MSRs not restored (first 0x%x)\n",
+			v->id, failed, first_bad);
+	return 0;
+}
+
+int vcpu__load(struct vcpu *v, const struct vcpu_state *s, char *err,
+	       size_t errlen)
+{
+	struct kvm_vcpu_events ev = s->events;
+	int fd = v->fd;
+
+#define SET(req, arg, what)                                               \
+	do {                                                              \
+		if (ioctl(fd, req, arg) < 0)                              \
+			return bad(err, errlen, "vcpu %d: %s: %s", v->id, \
+				   what, strerror(errno));                \
+	} while (0)
+	/* Order as QEMU's: sregs (EFER, CR4, APIC base) before what depends
+	 * on them, the LAPIC before its timer's MSR, events last. */
+	SET(KVM_SET_SREGS, &s->sregs, "special registers");
+	SET(KVM_SET_REGS, &s->regs, "registers");
+	if (s->has & VCPU_HAS_XSAVE)
+		SET(KVM_SET_XSAVE, &s->xsave, "XSAVE state");
+	else
+		SET(KVM_SET_FPU, &s->fpu, "FPU state");
+	if (s->has & VCPU_HAS_XCRS)
+		SET(KVM_SET_XCRS, &s->xcrs, "XCRs");
+	SET(KVM_SET_LAPIC, &s->lapic, "LAPIC");
+	if (load_msrs(v, s, err, errlen))
+		return -1;
+	SET(KVM_SET_MP_STATE, &s->mp, "MP state");
+	/* What GET reports is what SET may take, plus the fields GET always
+	 * fills but SET reads only when told. */
+	ev.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING |
+		    KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	SET(KVM_SET_VCPU_EVENTS, &ev, "pending events");
+	if (s->has & VCPU_HAS_DREGS)
+		SET(KVM_SET_DEBUGREGS, &s->dregs, "debug registers");
+#undef SET
+	return 0;
+}
