@@ -50,6 +50,9 @@ check() {
 }
 
 t0=$(date +%s)
+# Linux snapshots the plain pass takes and the ASan pass restores.
+export SLOS_LINUX_SNAPSHOTS="$LOG/snapshots"
+rm -rf "$SLOS_LINUX_SNAPSHOTS"
 # The Linux guests (cached after the first build); their tests skip with a
 # message if this fails, and the failure counts.
 check linux-guest-build scripts/build-linux-guest.sh build/linux
@@ -74,6 +77,7 @@ for m in fabric/*.pml vmm/*.pml; do
 	[ -f "$m" ] && check "spin-$(basename "$m" .pml)" tests/spin-check.sh "$m"
 done
 
+rm -rf "$SLOS_LINUX_SNAPSHOTS"
 echo "== ran in $(( $(date +%s) - t0 )) s; logs in $LOG/"
 [ ${#failures[@]} -eq 0 ] || echo "failed: ${failures[*]}"
 echo "tests: $passed passed, $failed failed, $skipped skipped"

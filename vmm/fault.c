@@ -168,6 +168,14 @@ static void *fault_thread(void *arg)
 						     a - (uintptr_t)fe->mem->hva,
 						     r);
 			}
+			/* The VM is stopping; still unblock the faulting
+			 * thread (a zero page), which otherwise waits in
+			 * the kernel, unkillable, and hangs the exit. */
+			if (r < 0)
+				fault__place(fe,
+					     (a & ~(PAGE_SIZE - 1)) -
+						     (uintptr_t)fe->mem->hva,
+					     NULL);
 		}
 	}
 	return NULL;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Taking a snapshot of a paused VM, and opening one for restore. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -167,12 +168,13 @@ static int gather(struct vm *vm, struct snap_manifest *m,
 		 vm->cfg.kernel ? vm->cfg.kernel : "");
 	snprintf(m->cmdline, sizeof(m->cmdline), "%s",
 		 vm->cfg.cmdline ? vm->cfg.cmdline : "");
+	/* Informational fields: printable, one line. */
 	for (char *p = m->cmdline; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
+		if (!isprint((unsigned char)*p))
+			*p = '?';
 	for (char *p = m->kernel; *p; p++)
-		if (*p == '\n')
-			*p = ' ';
+		if (!isprint((unsigned char)*p))
+			*p = '?';
 	gmtime_r(&now, &tm);
 	strftime(m->taken, sizeof(m->taken), "%Y-%m-%dT%H:%M:%SZ", &tm);
 

@@ -70,7 +70,11 @@ struct vcpu_state {
 	uint32_t has;
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	struct kvm_xsave xsave;
+	/* struct kvm_xsave's 4 KiB (its flexible tail, for KVM_GET_XSAVE2,
+	 * cannot sit inside a struct) */
+	struct {
+		uint32_t region[1024];
+	} xsave;
 	struct kvm_fpu fpu;
 	struct kvm_xcrs xcrs;
 	struct kvm_lapic_state lapic;

@@ -89,6 +89,8 @@ int snapshot__manifest_format(const struct snap_manifest *m, char *buf,
 	OUT("kernel %s\n", m->kernel);
 	OUT("cmdline %s\n", m->cmdline);
 	OUT("taken %s\n", m->taken);
+	/* A manifest cut at a line boundary must not pass for a whole one. */
+	OUT("end\n");
 #undef OUT
 	return 0;
 }
@@ -217,15 +219,22 @@ static int manifest_line(struct snap_manifest *m, unsigned *seen,
 		if (parse_cpuid(v, vlen, &m->cpuid[m->nr_cpuid]))
 			return bad(err, errlen,
 				   "bad cpuid line (LEAF.SUB REG HEX)");
+		for (unsigned i = 0; i < m->nr_cpuid; i++) {
+			const struct snap_cpuid *a = &m->cpuid[i],
+						*b = &m->cpuid[m->nr_cpuid];
+			if (a->leaf == b->leaf && a->sub == b->sub &&
+			    a->reg == b->reg)
+				return bad(err, errlen, "cpuid word repeated");
+		}
 		m->nr_cpuid++;
 		return 0;
 	case K_KERNEL:
-		return copy_str(m->kernel, sizeof(m->kernel), v, vlen, false)
-			       ? bad(err, errlen, "kernel too long")
+		return copy_str(m->kernel, sizeof(m->kernel), v, vlen, true)
+			       ? bad(err, errlen, "bad kernel")
 			       : 0;
 	case K_CMDLINE:
-		return copy_str(m->cmdline, sizeof(m->cmdline), v, vlen, false)
-			       ? bad(err, errlen, "cmdline too long")
+		return copy_str(m->cmdline, sizeof(m->cmdline), v, vlen, true)
+			       ? bad(err, errlen, "bad cmdline")
 			       : 0;
 	default:
 		return copy_str(m->taken, sizeof(m->taken), v, vlen, true)
@@ -266,6 +275,14 @@ int snapshot__manifest_parse(const char *buf, size_t len,
 				   line);
 		const char *k = buf + off;
 		size_t l = nl - k;
+		if (l == 3 && !memcmp(k, "end", 3)) {
+			if ((size_t)(nl - buf + 1) != len)
+				return bad(err, errlen,
+					   "manifest line %u: text after 'end'",
+					   line);
+			seen |= 1u << NR_KEYS;
+			break;
+		}
 		const char *sp = memchr(k, ' ', l);
 		size_t klen = sp ? (size_t)(sp - k) : l;
 		const char *v = sp ? sp + 1 : nl;
@@ -274,6 +291,8 @@ int snapshot__manifest_parse(const char *buf, size_t len,
 				   e);
 		off = nl - buf + 1;
 	}
+	if (!(seen & (1u << NR_KEYS)))
+		return bad(err, errlen, "manifest: no 'end' line (truncated?)");
 	if ((seen & REQUIRED) != REQUIRED) {
 		for (int i = 0; i < NR_KEYS; i++)
 			if ((REQUIRED & (1u << i)) && !(seen & (1u << i)))
@@ -308,7 +327,8 @@ static void put(struct out *o, const void *p, size_t n)
 		o->buf = b;
 		o->cap = cap;
 	}
-	memcpy(o->buf + o->len, p, n);
+	if (n)
+		memcpy(o->buf + o->len, p, n);
 	o->len += n;
 }
 
@@ -368,6 +388,8 @@ static void *rec_dst(struct snap_state *s, const struct rec_hdr *h,
 {
 	struct vcpu_state *v = h->tag < REC_CLOCK ? &s->vcpus[h->index] : NULL;
 
+	if (h->tag > REC_IOAPIC || (h->tag > REC_MSRS && h->tag < REC_CLOCK))
+		return NULL;
 	*bit = 1u << (h->tag < REC_CLOCK ? h->tag : h->tag - REC_CLOCK + 16);
 	switch (h->tag) {
 	case REC_REGS: *size = sizeof(v->regs); return &v->regs;

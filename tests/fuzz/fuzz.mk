@@ -24,6 +24,7 @@ FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_O)/obj/%.o)
 FUZZ_LIBS    := $(LDLIBS)
 
 fuzz_loader_SRCS := $(wildcard vmm/loader*.c) vmm/mem.c
+fuzz_snapshot_SRCS := vmm/snapshot_codec.c
 
 .PHONY: fuzz fuzz-run fuzz-corpus
 fuzz: $(FUZZ_BINS)

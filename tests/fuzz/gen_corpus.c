@@ -2,13 +2,16 @@
 /*
  * Writes the fuzzers' seed corpora: `gen_corpus DIR` fills DIR/loader/ with
  * tiny valid kernels in fuzz_loader's input layout (4-byte prefix, file,
- * command line). Deterministic, so regenerating changes nothing.
+ * command line), and DIR/snapshot/ with manifests and state files in
+ * fuzz_snapshot's (1-byte prefix, file). Deterministic, so regenerating
+ * changes nothing.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "tests/fuzz/kimg.h"
+#include "vmm/snapshot.h"
 
 static const char *dir;
 
@@ -28,6 +31,167 @@ static void seed(const char *name, uint8_t layout, uint8_t initrd,
 		perror(path);
 		exit(1);
 	}
+}
+
+static void snap_seed(const char *name, uint8_t ctl, const void *p, size_t n)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/snapshot/%s", dir, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(&ctl, 1, 1, f) != 1 || fwrite(p, 1, n, f) != n ||
+	    fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static const char manifest_full[] = "slos-snapshot 1\n"
+				    "name web-1\n"
+				    "vcpus 2\n"
+				    "mem 268435456\n"
+				    "pvm 0\n"
+				    "tsc-khz 2994374\n"
+				    "cpu-vendor GenuineIntel\n"
+				    "cpu-model Intel(R) Xeon(R) CPU @ 2.20GHz\n"
+				    "cpuid 00000001.0 ecx f6fa3203\n"
+				    "cpuid 00000007.0 ebx 219c07a9\n"
+				    "cpuid 80000001.0 edx 2c100800\n"
+				    "kernel guest/linux/bzImage\n"
+				    "cmdline console=ttyS0 quiet\n"
+				    "taken 2024-05-01T12:00:00Z\n"
+				    "end\n";
+
+static const char manifest_min[] = "slos-snapshot 1\n"
+				   "name x\n"
+				   "vcpus 1\n"
+				   "mem 16777216\n"
+				   "pvm 1\n"
+				   "tsc-khz 0\n"
+				   "cpu-vendor AuthenticAMD\n"
+				   "cpu-model \n"
+				   "end\n";
+
+/* The state format (vmm/snapshot_codec.c), written independently of it:
+ * a header, records {u32 tag, u32 index, u64 len, payload padded to 8},
+ * the end record, the CRC-32 of all that. */
+static void srec(struct kbuf *b, uint32_t tag, uint32_t index, const void *p,
+		 size_t n)
+{
+	static const uint8_t zero[8];
+	uint64_t len = n;
+
+	kb_put32(b, tag);
+	kb_put32(b, index);
+	kb_put(b, &len, 8);
+	if (n)
+		kb_put(b, p, n);
+	kb_put(b, zero, (8 - n % 8) % 8);
+}
+
+/* A vCPU in long mode, as Linux runs; has picks the optional parts. */
+static void svcpu(struct kbuf *b, uint32_t i, uint32_t has, uint32_t nr_msrs)
+{
+	static struct vcpu_state v;
+
+	memset(&v, 0, sizeof(v));
+	v.regs.rip = 0xffffffff81000000 + i * 0x40;
+	v.regs.rsp = 0xffffc90000004000 + i * 0x4000;
+	v.regs.rflags = 0x246;
+	v.sregs.cr0 = 0x80050033;
+	v.sregs.cr3 = 0x1000000 + i * 0x1000;
+	v.sregs.cr4 = 0x3606f0;
+	v.sregs.efer = 0xd01;
+	v.sregs.cs = (struct kvm_segment){.selector = 0x10,
+					  .limit = ~0u,
+					  .type = 11,
+					  .present = 1,
+					  .s = 1,
+					  .l = 1,
+					  .g = 1};
+	v.fpu.fcw = 0x37f;
+	v.fpu.mxcsr = 0x1f80;
+	v.xsave.region[0] = 0x37f;
+	v.xsave.region[6] = 0x1f80;
+	v.xcrs.nr_xcrs = 1;
+	v.xcrs.xcrs[0].value = 7;
+	v.lapic.regs[0x20 + 3] = i; /* APIC ID */
+	v.lapic.regs[0xf0] = 0xff;
+	v.lapic.regs[0xf1] = 1; /* software enabled */
+	v.events.flags = KVM_VCPUEVENT_VALID_SHADOW;
+	v.mp.mp_state = KVM_MP_STATE_RUNNABLE;
+	v.dregs.dr6 = 0xffff0ff0;
+	v.dregs.dr7 = 0x400;
+	v.msrs[0] = (struct kvm_msr_entry){.index = 0xc0000080, .data = 0xd01};
+	v.msrs[1] = (struct kvm_msr_entry){.index = 0x10, .data = 1 << 30};
+
+	srec(b, 1, i, &v.regs, sizeof(v.regs));
+	srec(b, 2, i, &v.sregs, sizeof(v.sregs));
+	if (has & VCPU_HAS_XSAVE)
+		srec(b, 3, i, &v.xsave, sizeof(v.xsave));
+	else
+		srec(b, 4, i, &v.fpu, sizeof(v.fpu));
+	if (has & VCPU_HAS_XCRS)
+		srec(b, 5, i, &v.xcrs, sizeof(v.xcrs));
+	srec(b, 6, i, &v.lapic, sizeof(v.lapic));
+	srec(b, 7, i, &v.events, sizeof(v.events));
+	srec(b, 8, i, &v.mp, sizeof(v.mp));
+	if (has & VCPU_HAS_DREGS)
+		srec(b, 9, i, &v.dregs, sizeof(v.dregs));
+	srec(b, 10, i, v.msrs, nr_msrs * sizeof(v.msrs[0]));
+}
+
+static void sstate(struct kbuf *b, unsigned nr, const uint32_t *has,
+		   const uint32_t *nr_msrs)
+{
+	static struct snap_state s;
+
+	memset(&s, 0, sizeof(s));
+	s.clock.clock = 123456789012;
+	s.uart.lcr = 3;
+	s.uart.mcr = 0xb;
+	s.uart.fcr = 0xc1;
+	s.uart.dll = 1;
+	s.ioapic.id = 0;
+	for (unsigned i = 0; i < IOAPIC_PINS; i++)
+		s.ioapic.rte[i] = 1 << 16; /* masked */
+	s.ioapic.rte[4] = 0x24;
+
+	kb_put(b, "SLOSSTAT", 8);
+	kb_put32(b, SNAP_FORMAT);
+	kb_put32(b, nr);
+	for (unsigned i = 0; i < nr; i++)
+		svcpu(b, i, has[i], nr_msrs[i]);
+	srec(b, 32, 0, &s.clock, sizeof(s.clock));
+	srec(b, 33, 0, &s.uart, sizeof(s.uart));
+	srec(b, 34, 0, &s.ioapic, sizeof(s.ioapic));
+	srec(b, 0xffff, 0, NULL, 0);
+	kb_put32(b, crc32(0, b->p, b->len));
+}
+
+static int snapshot_seeds(void)
+{
+	const uint32_t has1[] = {0}, msrs1[] = {2};
+	const uint32_t has2[] = {0, VCPU_HAS_XSAVE | VCPU_HAS_XCRS |
+					VCPU_HAS_DREGS};
+	const uint32_t msrs2[] = {0, 2};
+	struct kbuf b = {0};
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/snapshot", dir);
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return perror(path), 1;
+	snap_seed("manifest", 0x00, manifest_full, strlen(manifest_full));
+	snap_seed("manifest-min", 0x00, manifest_min, strlen(manifest_min));
+	/* byte 0: the vCPU count - 1; bit 2 recomputes the CRC */
+	sstate(&b, 1, has1, msrs1);
+	snap_seed("state-1", 0x00, b.p, b.len);
+	kb_free(&b);
+	sstate(&b, 2, has2, msrs2);
+	snap_seed("state-2", 0x05, b.p, b.len);
+	kb_free(&b);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -81,5 +245,5 @@ int main(int argc, char **argv)
 		seed(bz[i].name, 1, 0x01, &b, "quiet");
 		kb_free(&b);
 	}
-	return 0;
+	return snapshot_seeds();
 }
