@@ -17,11 +17,7 @@
 #include "vmm/vmgenid.h"
 
 /* The prefetch file: this magic, then guest-physical addresses (u64). */
-/* A restore's own work before the check: a second at 10 GHz. */
-static uint64_t r_tsc_slack(struct vm *vm)
-{
-	return 10000000000ULL;
-}
+#define MSR_IA32_TSC 0x10
 
 #define PREFETCH_MAGIC "SLOSPF1\n"
 
@@ -185,20 +181,17 @@ int restore__source(struct vm *vm)
  */
 static void check_tsc(struct vm *vm, const struct vcpu_state *s)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = { .h.nmsrs = 1, .e.index = 0x10 };
-	uint64_t saved = 0;
+	uint64_t saved = 0, now;
 
 	for (unsigned i = 0; i < s->nr_msrs; i++)
-		if (s->msrs[i].index == 0x10)
+		if (s->msrs[i].index == MSR_IA32_TSC)
 			saved = s->msrs[i].data;
-	if (ioctl(vm->vcpus[0].fd, KVM_GET_MSRS, &m) != 1)
+	if (vcpu__get_msr(&vm->vcpus[0], MSR_IA32_TSC, &now))
 		return;
-	int64_t d = (int64_t)(m.e.data - saved);
+	int64_t d = (int64_t)(now - saved);
 	vm->restore->tsc_delta = d;
-	if (d < 0 || d > (int64_t)r_tsc_slack(vm))
+	/* A restore's own work takes far less than a second (10 GHz). */
+	if (d < 0 || d > 10000000000LL)
 		fprintf(stderr,
 			"slos: --restore: the guest TSC moved by %lld cycles "
 			"(KVM did not offset it)\n",

@@ -52,35 +52,42 @@ out:
 	return m;
 }
 
-/*
- * Read every listed MSR this vCPU has. KVM_GET_MSRS stops at the first it
- * cannot read (features the guest's CPUID lacks) and returns how many it
- * read, so go on past each such one.
- */
+int vcpu__get_msr(struct vcpu *v, uint32_t index, uint64_t *val)
+{
+	union {
+		struct kvm_msrs h;
+		uint8_t b[sizeof(struct kvm_msrs) +
+			  sizeof(struct kvm_msr_entry)];
+	} m = { .h.nmsrs = 1 };
+
+	m.h.entries[0].index = index;
+	if (ioctl(v->fd, KVM_GET_MSRS, &m) != 1)
+		return -1;
+	*val = m.h.entries[0].data;
+	return 0;
+}
+
 static int save_msrs(struct vcpu *v, struct vcpu_state *s, char *err,
 		     size_t errlen)
 {
 	struct kvm_msrs *all = msr_list(v->vm);
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e[1];
-	} one;
 	unsigned n = 0;
 
 	if (!all)
 		return bad(err, errlen, "KVM_GET_MSR_INDEX_LIST failed");
 	for (unsigned i = 0; i < all->nmsrs; i++) {
-		memset(&one, 0, sizeof(one));
-		one.h.nmsrs = 1;
-		one.e[0].index = all->entries[i].index;
-		if (ioctl(v->fd, KVM_GET_MSRS, &one) != 1)
+		uint32_t idx = all->entries[i].index;
+		uint64_t val;
+		/* Not every listed MSR exists for this vCPU's CPUID. */
+		if (vcpu__get_msr(v, idx, &val))
 			continue;
 		if (n == SNAP_MAX_MSRS) {
 			free(all);
 			return bad(err, errlen, "more than %d MSRs",
 				   SNAP_MAX_MSRS);
 		}
-		s->msrs[n++] = one.e[0];
+		s->msrs[n++] = (struct kvm_msr_entry){ .index = idx,
+						       .data = val };
 	}
 	free(all);
 	s->nr_msrs = n;

@@ -109,6 +109,8 @@ void *vcpu__thread(void *arg);
 void vcpu__dump(struct vcpu *v, const char *why);
 void vcpu__kick(struct vcpu *v);
 void vcpu__park(struct vcpu *v);
+/* One MSR through KVM_GET_MSRS (vmm/vcpu_state.c); 0 or -1. */
+int vcpu__get_msr(struct vcpu *v, uint32_t index, uint64_t *val);
 /* Guest-virtual memory through the vCPU's page tables (KVM_TRANSLATE):
  * a host pointer for len bytes within one page (NULL if not RAM, unmapped,
  * or read-only for wr), and a copy across pages that returns how many
