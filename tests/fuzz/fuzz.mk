@@ -25,6 +25,7 @@ FUZZ_LIBS    := $(LDLIBS)
 
 fuzz_loader_SRCS := $(wildcard vmm/loader*.c) vmm/mem.c
 fuzz_snapshot_SRCS := vmm/snapshot_codec.c
+fuzz_wire_SRCS := fabric/wire.c fabric/handshake.c
 
 .PHONY: fuzz fuzz-run fuzz-corpus
 fuzz: $(FUZZ_BINS)
