@@ -9,7 +9,7 @@ OPT     ?= -O2 -g
 EXTRA   ?=
 CFLAGS  := $(OPT) $(EXTRA) $(CSTD) $(WARN) -D_GNU_SOURCE -I. -MMD -MP
 LDFLAGS += $(EXTRA)
-LDLIBS  += -lpthread -llzma -llz4 -lzstd -lz -lsodium
+LDLIBS  += -lpthread -llzma -llz4 -lzstd -lz -lsodium -luring -libverbs
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/virtio/*.c fabric/*.c balancer/*.c))

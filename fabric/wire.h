@@ -66,6 +66,8 @@ enum fabric_msg_type {
 	/* the transports' own: liveness and an orderly close */
 	FABRIC_MSG_HEARTBEAT = FABRIC_MSG_SEALED,
 	FABRIC_MSG_CLOSE = 0x0011,
+	/* RDMA's queue-pair parameters, once after the handshake */
+	FABRIC_MSG_RDMA_PARAMS = 0x0012,
 	/* host daemons and multi-host runs: starting and stopping VMMs */
 	FABRIC_MSG_CTL_FIRST = 0x0100,
 	FABRIC_MSG_CTL_LAST = 0x01ff,
