@@ -14,7 +14,7 @@ const char config_run_usage[] =
 	"usage: slos run --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	"                [--vcpus N] [--mem SIZE] [--name NAME] [--stats]\n"
 	"                [--pvm auto|on|off] [--profile FILE [--profile-ms N]]\n"
-	"                [--snapshot-when REGEX --snapshot-to DIR]\n"
+	"                [--snapshot-when REGEX --snapshot-to DIR] [--fabric tcp|rdma]\n"
 	"       slos run --restore DIR [--prefetch] [--name NAME] [--stats] ...\n"
 	"  SIZE: bytes, or with a K, M, G or T suffix (512M, 2G)\n"
 	"  --snapshot-when: snapshot into DIR and exit when a console line\n"
@@ -103,6 +103,7 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		{ "prefetch", no_argument, NULL, 'F' },
 		{ "snapshot-when", required_argument, NULL, 'W' },
 		{ "snapshot-to", required_argument, NULL, 'O' },
+		{ "fabric", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -111,7 +112,8 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 	int o;
 
 	*c = (struct vm_config){ .nr_vcpus = 1, .mem_size = CONFIG_MEM_DEFAULT,
-				 .pvm = -1, .profile_us = 10000 };
+				 .pvm = -1, .profile_us = 10000,
+				 .fabric = "tcp" };
 	optind = 1;
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -207,6 +209,12 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 				return bad(err, errlen,
 					   "--snapshot-to: empty path");
 			c->snapshot_to = optarg;
+			break;
+		case 'f':
+			if (strcmp(optarg, "tcp") && strcmp(optarg, "rdma"))
+				return bad(err, errlen,
+					   "--fabric '%s': tcp or rdma", optarg);
+			c->fabric = optarg;
 			break;
 		case 'h':
 			return 1;

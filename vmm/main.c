@@ -12,6 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "fabric/transport.h"
 #include "vmm/config.h"
 #include "vmm/ctl.h"
 #include "vmm/snapshot.h"
@@ -205,6 +206,14 @@ static int cmd_run(int argc, char **argv)
 		cfg.name = name;
 	}
 	cfg.t0_ns = t0;
+	/* The fabric must be usable before any host is asked for anything:
+	 * RDMA without a device fails here, not at the first remote fault. */
+	const struct fabric_transport *tp = fabric__transport(cfg.fabric);
+	if (!tp || fabric__probe(tp, err, sizeof(err))) {
+		fprintf(stderr, "slos: %s\n",
+			tp ? err : "--fabric: unknown transport");
+		return VM_EXIT_USAGE;
+	}
 	/* Signals go to the main loop's signalfd, never to vCPU threads. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);

@@ -57,6 +57,7 @@ struct vm_config {
 	bool prefetch;		 /* restore: prefetch the recorded pages */
 	const char *snapshot_when, *snapshot_to; /* console regex, dir */
 	uint64_t t0_ns;		 /* process start (vm__now_ns) */
+	const char *fabric;	 /* --fabric: "tcp" (default) or "rdma" */
 };
 
 struct vm {

@@ -103,3 +103,27 @@ Test(cli, unknown_option)
 		     "--frobnicate", NULL);
 	expect_usage(&r, "--frobnicate");
 }
+
+/* These machines have no RDMA device: --fabric rdma must say so at start
+ * (where a device exists, the run goes on and the test OS passes). */
+Test(cli, fabric_rdma_without_device)
+{
+	struct run r;
+
+	harness__run(&r, 20, NULL, "run", "--kernel", harness__testos(),
+		     "--fabric", "rdma", "--cmdline", "test=smp-hello", NULL);
+	if (r.status == 0) {
+		harness__free(&r);
+		cr_skip_test("an RDMA device exists here");
+	}
+	expect_usage(&r, "no RDMA device");
+}
+
+Test(cli, fabric_unknown)
+{
+	struct run r;
+
+	harness__run(&r, 20, NULL, "run", "--kernel", harness__testos(),
+		     "--fabric", "carrier-pigeon", NULL);
+	expect_usage(&r, "--fabric 'carrier-pigeon': tcp or rdma");
+}
