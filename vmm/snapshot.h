@@ -93,6 +93,10 @@ struct snap_state {
 	struct ioapic_state ioapic;
 };
 
+/* One line into err (printf-style); returns -1 for `return` chains. */
+int snapshot__errf(char *err, size_t n, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Codec (pure). Each returns 0, or -1 with one line in err. */
 int snapshot__manifest_format(const struct snap_manifest *m, char *buf,
 			      size_t len);

@@ -44,9 +44,7 @@ struct rec_hdr {
 	uint64_t len;
 };
 
-static int bad(char *err, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t n, const char *fmt, ...)
+int snapshot__errf(char *err, size_t n, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -55,6 +53,8 @@ static int bad(char *err, size_t n, const char *fmt, ...)
 	va_end(ap);
 	return -1;
 }
+
+#define bad snapshot__errf
 
 /* ---- manifest ---- */
 

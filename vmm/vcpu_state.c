@@ -6,7 +6,6 @@
  * asks before state is saved).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +17,7 @@
 #define MSR_IA32_TSC	      0x10
 #define MSR_IA32_TSC_DEADLINE 0x6e0
 
-static int bad(char *err, size_t n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int bad(char *err, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#define bad snapshot__errf
 
 /* The MSRs KVM says a VMM should save, as a kvm_msrs to fill. */
 static struct kvm_msrs *msr_list(struct vm *vm)
