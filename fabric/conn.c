@@ -1352,3 +1352,43 @@ int fabric__conn_recv_sync(struct fabric_conn *c, uint16_t type,
 	*len = x.m.len;
 	return 0;
 }
+
+int fabric__txbuf_grow(struct fabric_conn *c, struct fabric_txbuf *b,
+		       size_t need, size_t first, size_t hard)
+{
+	size_t cap = b->cap ? b->cap * 2 : first;
+
+	if (cap < b->len + need)
+		cap = b->len + need;
+	if (cap > hard) {
+		fabric__conn_down_locked(c, -ENOBUFS,
+					 "more than %zu MiB queued: the peer "
+					 "does not read",
+					 hard >> 20);
+		return -EPIPE;
+	}
+	uint8_t *p = realloc(b->p, cap);
+	if (!p)
+		return -ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int fabric__txbuf_seal(struct fabric_conn *c, struct fabric_txbuf *b,
+		       uint16_t type, const void *payload, size_t len)
+{
+	size_t n;
+	int r;
+
+	if (atomic_load(&c->down))
+		return -EPIPE;
+	r = fabric__seal(&c->s, type, payload, len, b->p + b->len,
+			 b->cap - b->len, &n);
+	if (r)
+		return r;
+	b->len += n;
+	c->st.tx_frames++;
+	atomic_store(&c->last_tx, fabric__now_ms());
+	return 0;
+}

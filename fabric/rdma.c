@@ -264,11 +264,6 @@ static int rdma_probe(char *why, size_t len)
 
 /* ---- verbs ---- */
 
-struct backlog {
-	uint8_t *p;
-	size_t len, off, cap;
-};
-
 struct rdma {
 	struct ibv_context *ctx;
 	struct ibv_pd *pd;
@@ -281,7 +276,7 @@ struct rdma {
 	struct fabric_rdma_params local, peer;
 	/* under c->lock */
 	struct fabric_rdma_flow flow;
-	struct backlog bl;
+	struct fabric_txbuf bl;
 	uint64_t send_head, send_tail; /* send buffers in use */
 	atomic_bool stopping;
 };
@@ -414,7 +409,7 @@ static int rdma_send(struct fabric_conn *c, uint16_t type, const void *payload,
 		     size_t len, bool wait)
 {
 	struct rdma *d = c->tp_priv;
-	size_t need = fabric__frame_size(len), n;
+	size_t need = fabric__frame_size(len);
 	int r;
 
 	while (d->bl.len + need > d->bl.cap) {
@@ -431,31 +426,14 @@ static int rdma_send(struct fabric_conn *c, uint16_t type, const void *payload,
 			d->bl.off = 0;
 			continue;
 		}
-		size_t cap = d->bl.cap ? d->bl.cap * 2 : BACKLOG_MAX;
-		if (cap < d->bl.len + need)
-			cap = d->bl.len + need;
-		if (cap > BACKLOG_HARD) {
-			fabric__conn_down_locked(c, -ENOBUFS,
-						 "more than %u MiB queued: the "
-						 "peer does not read",
-						 BACKLOG_HARD >> 20);
-			return -EPIPE;
-		}
-		uint8_t *p = realloc(d->bl.p, cap);
-		if (!p)
-			return -ENOMEM;
-		d->bl.p = p;
-		d->bl.cap = cap;
+		r = fabric__txbuf_grow(c, &d->bl, need, BACKLOG_MAX,
+				       BACKLOG_HARD);
+		if (r)
+			return r;
 	}
-	if (atomic_load(&c->down))
-		return -EPIPE;
-	r = fabric__seal(&c->s, type, payload, len, d->bl.p + d->bl.len,
-			 d->bl.cap - d->bl.len, &n);
+	r = fabric__txbuf_seal(c, &d->bl, type, payload, len);
 	if (r)
 		return r;
-	d->bl.len += n;
-	c->st.tx_frames++;
-	atomic_store(&c->last_tx, fabric__now_ms());
 	pump(c, d);
 	return 0;
 }

@@ -45,11 +45,6 @@
 
 enum { OP_RECV = 1, OP_WATCH };
 
-struct txbuf {
-	uint8_t *p;
-	size_t len, off, cap;
-};
-
 enum { TX_IDLE, TX_BUSY, TX_PARKED };
 
 struct tcp {
@@ -62,12 +57,12 @@ struct tcp {
 	struct io_uring tx;
 	/* under c->lock */
 	int tx_state;
-	struct txbuf q;	      /* filling */
+	struct fabric_txbuf q;	      /* filling */
 	int ops;	      /* out on rx: not yet reaped */
 	bool watching;	      /* an OP_WATCH is out */
 	atomic_bool stopping; /* fabric__close: no down, no report */
 	/* the tx token holder's */
-	struct txbuf fl; /* being sent */
+	struct fabric_txbuf fl; /* being sent */
 	/* the I/O thread's */
 	uint8_t *rxb;
 	size_t rxlen;
@@ -132,7 +127,7 @@ static void tx_run(struct fabric_conn *c, struct tcp *t)
 		if (!t->fl.len) {
 			if (!t->q.len || atomic_load(&c->down))
 				break;
-			struct txbuf b = t->fl;
+			struct fabric_txbuf b = t->fl;
 			t->fl = t->q;
 			t->q = b;
 			t->q.len = t->q.off = 0;
@@ -179,7 +174,7 @@ static int tcp_send(struct fabric_conn *c, uint16_t type, const void *payload,
 		    size_t len, bool wait)
 {
 	struct tcp *t = c->tp_priv;
-	size_t need = fabric__frame_size(len), n;
+	size_t need = fabric__frame_size(len);
 	int r;
 
 	while (t->q.len + need > t->q.cap) {
@@ -189,31 +184,13 @@ static int tcp_send(struct fabric_conn *c, uint16_t type, const void *payload,
 			pthread_cond_wait(&c->cond, &c->lock);
 			continue;
 		}
-		size_t cap = t->q.cap * 2;
-		if (cap < t->q.len + need)
-			cap = t->q.len + need;
-		if (cap > TXQ_HARD) {
-			fabric__conn_down_locked(c, -ENOBUFS,
-						 "more than %u MiB queued: the "
-						 "peer does not read",
-						 TXQ_HARD >> 20);
-			return -EPIPE;
-		}
-		uint8_t *p = realloc(t->q.p, cap);
-		if (!p)
-			return -ENOMEM;
-		t->q.p = p;
-		t->q.cap = cap;
+		r = fabric__txbuf_grow(c, &t->q, need, TXQ_SIZE, TXQ_HARD);
+		if (r)
+			return r;
 	}
-	if (atomic_load(&c->down))
-		return -EPIPE;
-	r = fabric__seal(&c->s, type, payload, len, t->q.p + t->q.len,
-			 t->q.cap - t->q.len, &n);
+	r = fabric__txbuf_seal(c, &t->q, type, payload, len);
 	if (r)
 		return r;
-	t->q.len += n;
-	c->st.tx_frames++;
-	atomic_store(&c->last_tx, fabric__now_ms());
 	if (t->tx_state == TX_IDLE) {
 		t->tx_state = TX_BUSY;
 		tx_run(c, t);

@@ -248,6 +248,21 @@ bool fabric__conn_down(struct fabric_conn *c, int err, const char *fmt, ...)
 bool fabric__conn_down_locked(struct fabric_conn *c, int err,
 			      const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A transport's queue of sealed frames waiting to go out: [off, len) of p
+ * is still to send. */
+struct fabric_txbuf {
+	uint8_t *p;
+	size_t len, off, cap;
+};
+/* Room for need more bytes, doubling from first up to hard (beyond that
+ * the peer does not read: the connection goes down). c->lock held; 0,
+ * -ENOMEM or -EPIPE. */
+int fabric__txbuf_grow(struct fabric_conn *c, struct fabric_txbuf *b,
+		       size_t need, size_t first, size_t hard);
+/* Seal one frame onto the end of b, which has room (fabric__txbuf_grow),
+ * and count it. c->lock held; 0 or an error. */
+int fabric__txbuf_seal(struct fabric_conn *c, struct fabric_txbuf *b,
+		       uint16_t type, const void *payload, size_t len);
 /* The I/O thread's last act: the user's down callback, unless closing. */
 void fabric__conn_report(struct fabric_conn *c);
 /*

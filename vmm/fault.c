@@ -114,10 +114,9 @@ int fault__place(struct fault_engine *fe, uint64_t gpa, const void *page)
 }
 
 /* Returns 0, or negative errno when the page could not be placed. */
-static int place(struct fault_engine *fe, uint64_t addr, bool write)
+static int place(struct fault_engine *fe, uint64_t gpa, bool write)
 {
 	static __thread uint8_t buf[PAGE_SIZE] __attribute__((aligned(4096)));
-	uint64_t gpa = (addr & ~(PAGE_SIZE - 1)) - (uintptr_t)fe->mem->hva;
 	int r = fe->src->fetch(fe->src, gpa, buf);
 
 	if (r < 0)
@@ -156,29 +155,35 @@ static void *fault_thread(void *arg)
 		for (size_t i = 0; i < n / sizeof(msgs[0]); i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
-			uint64_t a = msgs[i].arg.pagefault.address;
+			uint64_t gpa = (msgs[i].arg.pagefault.address &
+					~(PAGE_SIZE - 1)) -
+				       (uintptr_t)fe->mem->hva;
 			fe->st.faults++;
-			int r = place(fe, a,
+			if (fe->nr_traced < fe->trace_max)
+				fe->trace[fe->nr_traced++] = gpa;
+			int r = place(fe, gpa,
 				      msgs[i].arg.pagefault.flags &
 					      UFFD_PAGEFAULT_FLAG_WRITE);
 			if (r < 0 && !fe->error) {
 				fe->error = r;
 				if (fe->on_error)
-					fe->on_error(fe->arg,
-						     a - (uintptr_t)fe->mem->hva,
-						     r);
+					fe->on_error(fe->arg, gpa, r);
 			}
 			/* The VM is stopping; still unblock the faulting
 			 * thread (a zero page), which otherwise waits in
 			 * the kernel, unkillable, and hangs the exit. */
 			if (r < 0)
-				fault__place(fe,
-					     (a & ~(PAGE_SIZE - 1)) -
-						     (uintptr_t)fe->mem->hva,
-					     NULL);
+				fault__place(fe, gpa, NULL);
 		}
 	}
 	return NULL;
+}
+
+void fault__trace(struct fault_engine *fe, uint64_t *buf, unsigned max)
+{
+	fe->trace = buf;
+	fe->trace_max = buf ? max : 0;
+	fe->nr_traced = 0;
 }
 
 int fault__start(struct fault_engine *fe)

@@ -40,6 +40,9 @@ struct fault_engine {
 	void (*on_error)(void *arg, uint64_t gpa, int err);
 	void *arg;
 	struct fault_stats st;
+	/* fault__trace: the guest-physical pages faulted, in order */
+	uint64_t *trace;
+	unsigned trace_max, nr_traced;
 };
 
 /* The zero source: fresh RAM reads as zeroes. */
@@ -49,6 +52,9 @@ extern struct fault_source fault_zero_source;
 int fault__init(struct fault_engine *fe, struct mem *m,
 		struct fault_source *src);
 int fault__start(struct fault_engine *fe);
+/* Record the first max faults' pages into buf (before fault__start); read
+ * fe->nr_traced once the guest is stopped. */
+void fault__trace(struct fault_engine *fe, uint64_t *buf, unsigned max);
 /* Place one page (NULL: the zero page) at gpa unless it is there already;
  * any thread may (prefetching). 0 or negative errno. */
 int fault__place(struct fault_engine *fe, uint64_t gpa, const void *page);

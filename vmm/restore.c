@@ -38,9 +38,6 @@ static int file_fetch(struct fault_source *s, uint64_t gpa, void *dst)
 	struct restore *r = s->priv;
 	uint64_t page = gpa / PAGE_SIZE;
 
-	if (r->record && r->nr_touched < RESTORE_RECORD_MAX &&
-	    r->fe->running && pthread_equal(pthread_self(), r->fe->thread))
-		r->touched[r->nr_touched++] = gpa;
 	if (!has_data(r, page))
 		return 1;
 	if (pread(r->snap.mem_fd, dst, PAGE_SIZE, gpa) != (ssize_t)PAGE_SIZE)
@@ -165,13 +162,16 @@ int restore__source(struct vm *vm)
 					.fetch = file_fetch,
 					.priv = r };
 	snprintf(path, sizeof(path), "%s/" SNAP_PREFETCH, r->snap.dir);
-	if (access(path, F_OK)) {
+	if (access(path, F_OK))
 		r->touched = malloc(RESTORE_RECORD_MAX * sizeof(uint64_t));
-		r->record = r->touched != NULL;
-	} else if (vm->cfg.prefetch) {
+	else if (vm->cfg.prefetch)
 		load_prefetch(r, &vm->mem);
-	}
 	return 0;
+}
+
+void restore__trace(struct vm *vm)
+{
+	fault__trace(&vm->fault, vm->restore->touched, RESTORE_RECORD_MAX);
 }
 
 /*
@@ -189,7 +189,6 @@ static void check_tsc(struct vm *vm, const struct vcpu_state *s)
 	if (vcpu__get_msr(&vm->vcpus[0], MSR_IA32_TSC, &now))
 		return;
 	int64_t d = (int64_t)(now - saved);
-	vm->restore->tsc_delta = d;
 	/* A restore's own work takes far less than a second (10 GHz).
 	 * Under PVM the TSC is the host's (docs/snapshot.md): expected,
 	 * so said only with --stats. */
@@ -276,6 +275,7 @@ int restore__start(struct vm *vm)
 static void save_touched(struct restore *r)
 {
 	char tmp[PATH_MAX + 96], path[PATH_MAX + 64];
+	unsigned n = r->fe->nr_traced;
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/" SNAP_PREFETCH, r->snap.dir);
@@ -284,12 +284,11 @@ static void save_touched(struct restore *r)
 	if (fd < 0)
 		return; /* a read-only snapshot: no prefetch list, no harm */
 	bool ok = write(fd, PREFETCH_MAGIC, 8) == 8 &&
-		  write(fd, r->touched, r->nr_touched * 8) ==
-			  (ssize_t)(r->nr_touched * 8);
+		  write(fd, r->touched, n * 8) == (ssize_t)(n * 8);
 	/* link() fails if another restore wrote it first: theirs stays. */
 	if (!close(fd) && ok && link(tmp, path) == 0)
 		fprintf(stderr, "slos: restore: %u first touches saved for "
-				"--prefetch\n", r->nr_touched);
+				"--prefetch\n", n);
 	unlink(tmp);
 }
 
@@ -303,7 +302,7 @@ void restore__exit(struct vm *vm)
 		r->pf_quit = true;
 		pthread_join(r->pf_thread, NULL);
 	}
-	if (r->record && r->nr_touched)
+	if (r->touched && r->fe->nr_traced)
 		save_touched(r);
 	snapshot__close(&r->snap);
 	free(r->data);

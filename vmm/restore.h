@@ -23,10 +23,9 @@ struct restore {
 	struct fault_engine *fe;
 	uint64_t *data; /* bitmap: pages with data in the memory file */
 	uint64_t npages;
-	/* First touches, in order (written by the fault thread only). */
+	/* First touches, in order: the fault engine's trace (fault__trace)
+	 * when this restore records them for the next one's prefetch. */
 	uint64_t *touched;
-	unsigned nr_touched;
-	bool record;
 	/* Prefetch of a previous restore's first touches. */
 	uint64_t *prefetch;
 	unsigned nr_prefetch;
@@ -34,7 +33,6 @@ struct restore {
 	bool pf_running;
 	volatile bool pf_quit;
 	uint64_t prefetched;
-	int64_t tsc_delta; /* guest TSC after restore minus the saved one */
 };
 
 struct vm;
@@ -44,6 +42,8 @@ struct vm;
 int restore__open(struct vm *vm, const char *dir);
 /* The page source for the fault engine, once guest RAM is mapped. */
 int restore__source(struct vm *vm);
+/* After fault__init: trace the first touches if this restore records. */
+void restore__trace(struct vm *vm);
 /* Load devices and every vCPU's state (after their creation). */
 int restore__load(struct vm *vm);
 /* Just before the vCPUs run: fresh VM generation ID, prefetch. */

@@ -295,6 +295,8 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 		return fail("userfaultfd on guest RAM: %s", strerror(-r));
 	vm->fault.on_error = fault_error;
 	vm->fault.arg = vm;
+	if (vm->restore)
+		restore__trace(vm);
 	vm->vcpus = calloc(cfg->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return fail("out of memory");
