@@ -932,6 +932,15 @@ int fabric__accept(struct fabric_listener *l, int timeout_ms,
 	return r;
 }
 
+void fabric__listener_forget(struct fabric_listener *l)
+{
+	close(l->fd);
+	close(l->efd);
+	for (int i = 0; i < MAX_PENDING; i++)
+		if (l->pending_fd[i] >= 0)
+			close(l->pending_fd[i]);
+}
+
 void fabric__listener_close(struct fabric_listener *l)
 {
 	uint64_t one = 1;
@@ -1029,8 +1038,8 @@ static bool in_io_thread(const struct fabric_conn *c)
 	return io_conn == c;
 }
 
-int fabric__send(struct fabric_conn *c, uint16_t type, const void *payload,
-		 size_t len)
+static int send_frame(struct fabric_conn *c, uint16_t type,
+		      const void *payload, size_t len, bool wait)
 {
 	int r;
 
@@ -1043,9 +1052,22 @@ int fabric__send(struct fabric_conn *c, uint16_t type, const void *payload,
 	pthread_mutex_lock(&c->lock);
 	r = atomic_load(&c->down)
 		    ? -EPIPE
-		    : c->tp->send(c, type, payload, len, !in_io_thread(c));
+		    : c->tp->send(c, type, payload, len,
+				  wait && !in_io_thread(c));
 	pthread_mutex_unlock(&c->lock);
 	return r;
+}
+
+int fabric__send(struct fabric_conn *c, uint16_t type, const void *payload,
+		 size_t len)
+{
+	return send_frame(c, type, payload, len, true);
+}
+
+int fabric__post(struct fabric_conn *c, uint16_t type, const void *payload,
+		 size_t len)
+{
+	return send_frame(c, type, payload, len, false);
 }
 
 int fabric__conn_send_nowait(struct fabric_conn *c, uint16_t type)

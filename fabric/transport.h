@@ -108,6 +108,9 @@ int fabric__accept(struct fabric_listener *l, int timeout_ms,
 /* Stops accepting, ends pending handshakes, closes connections nobody
  * accepted; accepted ones are the caller's. */
 void fabric__listener_close(struct fabric_listener *l);
+/* In a child forked from the listening process: close the child's copies
+ * of the listener's descriptors (its threads are not in the child). */
+void fabric__listener_forget(struct fabric_listener *l);
 
 struct fabric_handler {
 	/* A frame from the peer, in the connection's I/O thread, in order;
@@ -141,6 +144,11 @@ int fabric__start(struct fabric_conn *c, const struct fabric_handler *h);
  * itself). 0, -EPIPE once down, FABRIC_E_TYPE or FABRIC_E_SPACE.
  */
 int fabric__send(struct fabric_conn *c, uint16_t type, const void *payload,
+		 size_t len);
+/* As fabric__send, but never waits for the backlog to drain (up to a hard
+ * bound, past which the connection goes down): for senders that hold
+ * locks another connection's handler may need, like the DSM's. */
+int fabric__post(struct fabric_conn *c, uint16_t type, const void *payload,
 		 size_t len);
 /* With no frame handler: the next frame into buf[0..cap), its type and
  * length. 0; -ETIMEDOUT after timeout_ms (< 0: for ever); once the queue

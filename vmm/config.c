@@ -15,10 +15,17 @@ const char config_run_usage[] =
 	"                [--vcpus N] [--mem SIZE] [--name NAME] [--stats]\n"
 	"                [--pvm auto|on|off] [--profile FILE [--profile-ms N]]\n"
 	"                [--snapshot-when REGEX --snapshot-to DIR] [--fabric tcp|rdma]\n"
+	"                [--hosts ADDR:PORT,... --key FILE | --local-hosts N]\n"
+	"                [--vcpu-map H,H,...] [--mem-map contiguous|interleave]\n"
+	"                [--host-mem SIZE]\n"
 	"       slos run --restore DIR [--prefetch] [--name NAME] [--stats] ...\n"
 	"  SIZE: bytes, or with a K, M, G or T suffix (512M, 2G)\n"
 	"  --snapshot-when: snapshot into DIR and exit when a console line\n"
-	"  matches REGEX (POSIX extended); --restore: resume a snapshot\n";
+	"  matches REGEX (POSIX extended); --restore: resume a snapshot\n"
+	"  --hosts: the other hosts' `slos host` daemons (this one is host 0,\n"
+	"  the I/O host); --local-hosts N: N hosts in network namespaces here\n"
+	"  --vcpu-map: the host of each vCPU; --host-mem: guest pages a host\n"
+	"  may hold before it evicts\n";
 
 int config__parse_size(const char *s, uint64_t *out)
 {
@@ -85,6 +92,68 @@ static int bad(char *err, size_t len, const char *fmt, ...)
 	return -1;
 }
 
+/* How many hosts, and the vCPU map against them. */
+static int hosts_parse(struct vm_config *c, const char *vmap, char *err,
+		       size_t errlen)
+{
+	c->nhosts = 1;
+	if (c->hosts && c->local_hosts)
+		return bad(err, errlen,
+			   "--hosts and --local-hosts do not go together");
+	if (c->hosts) {
+		c->nhosts = 2;
+		for (const char *p = c->hosts; *p; p++)
+			c->nhosts += *p == ',';
+		if (c->nhosts > CONFIG_MAX_HOSTS)
+			return bad(err, errlen, "--hosts: at most %d hosts",
+				   CONFIG_MAX_HOSTS - 1);
+		if (!c->key_file)
+			return bad(err, errlen,
+				   "--hosts needs --key FILE (the VM's key)");
+	}
+	if (c->local_hosts)
+		c->nhosts = c->local_hosts;
+	if (c->nr_vcpus > VM_MAX_VCPUS && c->nhosts > 1)
+		return bad(err, errlen, "--vcpus: at most %d over hosts",
+			   VM_MAX_VCPUS);
+	if (!vmap)
+		return 0;
+	unsigned i = 0;
+	for (const char *p = vmap;; i++) {
+		char *end;
+		errno = 0;
+		long h = strtol(p, &end, 10);
+		if (errno || end == p || h < 0 || (unsigned long)h >= c->nhosts)
+			return bad(err, errlen,
+				   "--vcpu-map '%s': entry %u is not a host "
+				   "from 0 to %u",
+				   vmap, i, c->nhosts - 1);
+		if (i >= c->nr_vcpus)
+			return bad(err, errlen,
+				   "--vcpu-map '%s': more entries than the %u "
+				   "vCPUs",
+				   vmap, c->nr_vcpus);
+		c->vcpu_map[i] = h;
+		if (!*end)
+			break;
+		if (*end != ',')
+			return bad(err, errlen,
+				   "--vcpu-map '%s': hosts separated by commas",
+				   vmap);
+		p = end + 1;
+	}
+	if (i + 1 != c->nr_vcpus)
+		return bad(err, errlen,
+			   "--vcpu-map '%s': %u entries for %u vCPUs", vmap,
+			   i + 1, c->nr_vcpus);
+	if (c->vcpu_map[0] != 0)
+		return bad(err, errlen,
+			   "--vcpu-map '%s': vCPU 0 (the boot CPU) runs on the "
+			   "I/O host, 0",
+			   vmap);
+	return 0;
+}
+
 int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		      size_t errlen)
 {
@@ -104,9 +173,16 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		{ "snapshot-when", required_argument, NULL, 'W' },
 		{ "snapshot-to", required_argument, NULL, 'O' },
 		{ "fabric", required_argument, NULL, 'f' },
+		{ "hosts", required_argument, NULL, 'H' },
+		{ "key", required_argument, NULL, 'K' },
+		{ "local-hosts", required_argument, NULL, 'L' },
+		{ "vcpu-map", required_argument, NULL, 'V' },
+		{ "mem-map", required_argument, NULL, 'M' },
+		{ "host-mem", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	const char *vmap = NULL;
 	char *end;
 	long n;
 	int o;
@@ -216,6 +292,43 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 					   "--fabric '%s': tcp or rdma", optarg);
 			c->fabric = optarg;
 			break;
+		case 'H':
+			c->hosts = optarg;
+			break;
+		case 'K':
+			c->key_file = optarg;
+			break;
+		case 'L':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 1 ||
+			    n > CONFIG_MAX_HOSTS)
+				return bad(err, errlen,
+					   "--local-hosts '%s': 1 to %d hosts "
+					   "(the I/O host included)",
+					   optarg, CONFIG_MAX_HOSTS);
+			c->local_hosts = n;
+			break;
+		case 'V':
+			vmap = optarg;
+			break;
+		case 'M':
+			if (!strcmp(optarg, "interleave"))
+				c->interleave = true;
+			else if (strcmp(optarg, "contiguous"))
+				return bad(err, errlen,
+					   "--mem-map '%s': contiguous or "
+					   "interleave",
+					   optarg);
+			break;
+		case 'B':
+			if (config__parse_size(optarg, &c->host_mem) ||
+			    c->host_mem < (1ULL << 20) || c->host_mem % 4096)
+				return bad(err, errlen,
+					   "--host-mem '%s': a size of at least "
+					   "1M, in whole pages",
+					   optarg);
+			break;
 		case 'h':
 			return 1;
 		default:
@@ -226,6 +339,8 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 	if (optind < argc)
 		return bad(err, errlen, "unexpected argument '%s'",
 			   argv[optind]);
+	if (hosts_parse(c, vmap, err, errlen))
+		return -1;
 	if (!c->snapshot_when != !c->snapshot_to)
 		return bad(err, errlen,
 			   "--snapshot-when and --snapshot-to go together");

@@ -10,6 +10,7 @@
 
 #define CONFIG_MEM_DEFAULT (512ULL << 20)
 #define CONFIG_MEM_MAX	   (1ULL << 46) /* 64 TiB: the guest spans hosts */
+#define CONFIG_MAX_HOSTS   8	       /* DSM_MAX_HOSTS */
 
 /* "512M", "2G", "65536K", "1T", or bytes. Returns 0 or -1. */
 int config__parse_size(const char *s, uint64_t *out);

@@ -40,11 +40,12 @@ static int uffd_open(void)
 	return fd;
 }
 
-static int reg_range(int uffd, uint8_t *hva, uint64_t len)
+static int reg_range(int uffd, uint8_t *hva, uint64_t len, bool wp)
 {
 	struct uffdio_register r = {
 		.range = { .start = (uintptr_t)hva, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING,
+		.mode = UFFDIO_REGISTER_MODE_MISSING |
+			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
 	};
 
 	return ioctl(uffd, UFFDIO_REGISTER, &r);
@@ -64,10 +65,15 @@ int fault__init(struct fault_engine *fe, struct mem *m,
 		return -errno;
 	if (ioctl(fe->uffd, UFFDIO_API, &api))
 		goto fail;
-	if (reg_range(fe->uffd, m->hva, m->lowmem))
+	bool wp = src->fault != NULL;
+	if (wp && !(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+		errno = EOPNOTSUPP;
+		goto fail;
+	}
+	if (reg_range(fe->uffd, m->hva, m->lowmem, wp))
 		goto fail;
 	if (m->top > MEM_4G &&
-	    reg_range(fe->uffd, m->hva + MEM_4G, m->top - MEM_4G))
+	    reg_range(fe->uffd, m->hva + MEM_4G, m->top - MEM_4G, wp))
 		goto fail;
 	fe->quit_efd = eventfd(0, EFD_CLOEXEC);
 	if (fe->quit_efd < 0)
@@ -158,12 +164,23 @@ static void *fault_thread(void *arg)
 			uint64_t gpa = (msgs[i].arg.pagefault.address &
 					~(PAGE_SIZE - 1)) -
 				       (uintptr_t)fe->mem->hva;
+			uint64_t fl = msgs[i].arg.pagefault.flags;
 			fe->st.faults++;
 			if (fe->nr_traced < fe->trace_max)
 				fe->trace[fe->nr_traced++] = gpa;
-			int r = place(fe, gpa,
-				      msgs[i].arg.pagefault.flags &
-					      UFFD_PAGEFAULT_FLAG_WRITE);
+			if (fe->src->fault) {
+				int e = fe->src->fault(
+					fe->src, gpa,
+					fl & UFFD_PAGEFAULT_FLAG_WRITE,
+					fl & UFFD_PAGEFAULT_FLAG_WP);
+				if (e < 0 && !fe->error) {
+					fe->error = e;
+					if (fe->on_error)
+						fe->on_error(fe->arg, gpa, e);
+				}
+				continue;
+			}
+			int r = place(fe, gpa, fl & UFFD_PAGEFAULT_FLAG_WRITE);
 			if (r < 0 && !fe->error) {
 				fe->error = r;
 				if (fe->on_error)
@@ -195,6 +212,22 @@ int fault__start(struct fault_engine *fe)
 	pthread_setname_np(fe->thread, "slos-fault");
 	fe->running = true;
 	return 0;
+}
+
+void fault__release(struct fault_engine *fe)
+{
+	struct mem *m = fe->mem;
+	struct uffdio_range r = { .start = (uintptr_t)m->hva,
+				  .len = m->lowmem };
+
+	if (fe->uffd < 0)
+		return;
+	ioctl(fe->uffd, UFFDIO_UNREGISTER, &r);
+	if (m->top > MEM_4G) {
+		r.start = (uintptr_t)m->hva + MEM_4G;
+		r.len = m->top - MEM_4G;
+		ioctl(fe->uffd, UFFDIO_UNREGISTER, &r);
+	}
 }
 
 void fault__exit(struct fault_engine *fe)

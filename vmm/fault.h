@@ -23,6 +23,15 @@ struct fault_source {
 	 * negative errno if the page cannot be had (the VM stops).
 	 */
 	int (*fetch)(struct fault_source *s, uint64_t gpa, void *dst);
+	/*
+	 * Or, asynchronous (the DSM): take note of a fault on gpa and
+	 * return; whoever later installs the page wakes the faulting thread.
+	 * write: a write access; wp: it hit a write-protected page. 0 or
+	 * negative errno (the VM stops). Guest RAM is then registered in
+	 * write-protect mode too.
+	 */
+	int (*fault)(struct fault_source *s, uint64_t gpa, bool write,
+		     bool wp);
 	void *priv;
 };
 
@@ -58,6 +67,12 @@ void fault__trace(struct fault_engine *fe, uint64_t *buf, unsigned max);
 /* Place one page (NULL: the zero page) at gpa unless it is there already;
  * any thread may (prefetching). 0 or negative errno. */
 int fault__place(struct fault_engine *fe, uint64_t gpa, const void *page);
+/*
+ * Unregister guest RAM: every thread waiting on a fault is let go and
+ * later accesses are plain memory. For a VM that is stopping while faults
+ * wait for a host that will not answer; nothing is placed after this.
+ */
+void fault__release(struct fault_engine *fe);
 void fault__exit(struct fault_engine *fe);
 
 #endif

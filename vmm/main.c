@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "fabric/transport.h"
+#include "vmm/cluster.h"
+#include "vmm/host.h"
 #include "vmm/config.h"
 #include "vmm/ctl.h"
 #include "vmm/snapshot.h"
@@ -182,6 +184,48 @@ static int main_loop(struct vm *vm, int ctl_fd, struct snap_trigger *t)
 	return 0;
 }
 
+/* The other hosts' addresses and the VM's key: --hosts with --key, or
+ * --local-hosts, which makes them. */
+static int hosts_setup(struct vm_config *c, char *err, size_t len)
+{
+	static char addrs[CONFIG_MAX_HOSTS][LOCAL_ADDR_LEN];
+	static const char *ptrs[CONFIG_MAX_HOSTS];
+	static uint8_t key[FABRIC_KEY_SIZE];
+
+	if (c->nhosts < 2)
+		return 0;
+	if (c->restore || c->snapshot_when) {
+		snprintf(err, len,
+			 "snapshots of a VM over several hosts are not "
+			 "supported yet");
+		return -1;
+	}
+	if (c->local_hosts) {
+		if (localhosts__start(c->nhosts, addrs, key, err, len))
+			return -1;
+	} else {
+		unsigned i = 1;
+		for (const char *p = c->hosts; *p; i++) {
+			size_t n = strcspn(p, ",");
+			if (!n || n >= LOCAL_ADDR_LEN) {
+				snprintf(err, len, "--hosts '%s': bad address",
+					 c->hosts);
+				return -1;
+			}
+			memcpy(addrs[i], p, n);
+			addrs[i][n] = 0;
+			p += n + (p[n] == ',');
+		}
+		if (cluster__read_key(c->key_file, key, err, len))
+			return -1;
+	}
+	for (unsigned i = 0; i < CONFIG_MAX_HOSTS; i++)
+		ptrs[i] = addrs[i];
+	c->host_addrs = ptrs;
+	c->key = key;
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
@@ -206,6 +250,11 @@ static int cmd_run(int argc, char **argv)
 		cfg.name = name;
 	}
 	cfg.t0_ns = t0;
+	if (hosts_setup(&cfg, err, sizeof(err))) {
+		fprintf(stderr, "slos: %s\n", err);
+		localhosts__stop();
+		return VM_EXIT_USAGE;
+	}
 	/* The fabric must be usable before any host is asked for anything:
 	 * RDMA without a device fails here, not at the first remote fault. */
 	const struct fabric_transport *tp = fabric__transport(cfg.fabric);
@@ -223,6 +272,7 @@ static int cmd_run(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (vm__init(&vm, &cfg)) {
 		vm__exit(&vm);
+		localhosts__stop();
 		return VM_EXIT_USAGE;
 	}
 	ctl_fd = ctl__listen(cfg.name, path, sizeof(path));
@@ -251,6 +301,7 @@ static int cmd_run(int argc, char **argv)
 		regfree(&trig.re);
 		close(trig.efd);
 	}
+	localhosts__stop();
 	return r;
 }
 
@@ -258,6 +309,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: slos run --kernel FILE [options]   boot a VM\n"
 		   "       slos run --restore DIR [options]   resume a snapshot\n"
+		   "       slos host --listen ADDR:PORT --key FILE   serve VMs\n"
 		   "       slos ctl NAME status|stop          control a VM\n"
 		   "       slos ctl NAME snapshot DIR [--stop]\n"
 		   "       slos version\n");
@@ -273,6 +325,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ctl"))
 		return ctl__client(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "host"))
+		return host__main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("slos " SLOS_VERSION "\n");
 		return 0;

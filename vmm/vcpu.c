@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <signal.h>
 
+#include "vmm/cluster.h"
 #include "vmm/ioapic.h"
 #include "vmm/pvm.h"
 #include "vmm/vm.h"
@@ -324,7 +325,10 @@ static void handle_exit(struct vcpu *v)
 		v->st.intr++;
 		break;
 	case KVM_EXIT_IOAPIC_EOI:
-		ioapic__eoi(vm->ioapic, run->eoi.vector);
+		if (vm->ioapic)
+			ioapic__eoi(vm->ioapic, run->eoi.vector);
+		else
+			cluster__eoi(vm, run->eoi.vector);
 		break;
 	case KVM_EXIT_HLT:
 		/* In-kernel LAPIC handles HLT; an exit means nothing can
@@ -367,6 +371,9 @@ void *vcpu__thread(void *arg)
 
 	snprintf(name, sizeof(name), "slos-vcpu%d", v->id);
 	pthread_setname_np(pthread_self(), name);
+	/* An AP on a member host starts when host 0's boot CPU names it. */
+	if (vm->cfg.host && !cluster__ap_wait(v))
+		return NULL;
 	if (vm->cfg.profile && profile__start(v, vm->cfg.profile_us))
 		fprintf(stderr, "slos: vcpu %d: profiling unavailable\n", v->id);
 	if (vm->pvm && pvm_accel__start(v, PVM_ACCEL_US))

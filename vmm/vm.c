@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "vmm/acpi.h"
+#include "vmm/cluster.h"
 #include "vmm/ioapic.h"
 #include "vmm/loader.h"
 #include "vmm/pvm.h"
@@ -233,6 +234,10 @@ static void uart_irq(void *arg, bool level)
 
 static int devices_setup(struct vm *vm)
 {
+	if (vm->cl && cluster__devices(vm))
+		return fail("device registration failed");
+	if (vm->cfg.host)
+		return 0; /* a member host: host 0 has the devices */
 	vm->ioapic = ioapic__new(vm->vm_fd, IOAPIC_BASE, vm->cfg.nr_vcpus);
 	vm->uart = uart__new(STDOUT_FILENO, uart_irq, vm);
 	if (!vm->ioapic || !vm->uart)
@@ -263,6 +268,7 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = *cfg;
+	vm->cl = cfg->member;
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
 	vm->fault.uffd = vm->fault.quit_efd = -1;
 	vm->start_ns = vm__now_ns();
@@ -282,17 +288,29 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 	if (cfg->restore && restore__open(vm, cfg->restore))
 		return -1;
 	cfg = &vm->cfg; /* a restore takes vCPUs and memory from the snapshot */
-	if (kvm_setup(vm) || mem_setup(vm) ||
-	    (!vm->restore && load(vm, &entry)) || devices_setup(vm) ||
-	    (vm->restore && restore__source(vm)))
+	if (kvm_setup(vm) || mem_setup(vm))
+		return -1;
+	/* Over hosts, the DSM serves guest RAM from the start: the loader's
+	 * writes go through it like any other access. */
+	if (cfg->nhosts > 1 &&
+	    ((!vm->cl &&
+	      cluster__io_host(vm, cfg->host_addrs, cfg->key)) ||
+	     cluster__dsm_start(vm)))
+		return -1;
+	if ((!vm->restore && !cfg->host && load(vm, &entry)) ||
+	    devices_setup(vm) || (vm->restore && restore__source(vm)))
 		return -1;
 	/* Loaded pages are present; everything else faults in through the
 	 * engine from here on: zero pages for a fresh VM, the snapshot's
 	 * pages for a restored one. */
-	r = fault__init(&vm->fault, &vm->mem,
-			vm->restore ? &vm->restore->src : &fault_zero_source);
-	if (r)
-		return fail("userfaultfd on guest RAM: %s", strerror(-r));
+	if (!vm->cl) {
+		r = fault__init(&vm->fault, &vm->mem,
+				vm->restore ? &vm->restore->src
+					    : &fault_zero_source);
+		if (r)
+			return fail("userfaultfd on guest RAM: %s",
+				    strerror(-r));
+	}
 	vm->fault.on_error = fault_error;
 	vm->fault.arg = vm;
 	if (vm->restore)
@@ -302,6 +320,9 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 		return fail("out of memory");
 	for (unsigned i = 0; i < cfg->nr_vcpus; i++) {
 		vm->vcpus[i].fd = -1;
+		vm->vcpus[i].id = i;
+		if (cfg->nhosts > 1 && cfg->vcpu_map[i] != cfg->host)
+			continue; /* runs on another host */
 		r = vcpu__init(vm, &vm->vcpus[i], i, entry);
 		if (r)
 			return fail("vcpu %u: %s", i, strerror(-r));
@@ -324,6 +345,8 @@ int vm__start(struct vm *vm)
 		return -1;
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
+		if (v->fd < 0)
+			continue;
 		r = pthread_create(&v->thread, NULL, vcpu__thread, v);
 		if (r) {
 			vm__stop(vm, VM_EXIT_CRASH, "cannot start vCPU thread");
@@ -331,6 +354,8 @@ int vm__start(struct vm *vm)
 		}
 		v->started = true;
 	}
+	if (!vm->cfg.host)
+		cluster__go(vm);
 	if (vm->restore && vm->cfg.stats)
 		fprintf(stderr, "slos: restore: running after %.3f ms\n",
 			(vm__now_ns() - vm->cfg.t0_ns) / 1e6);
@@ -351,6 +376,8 @@ void vm__stop(struct vm *vm, int status, const char *why)
 	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++)
 		vcpu__kick(&vm->vcpus[i]);
 	pthread_cond_broadcast(&vm->pause_cv);
+	if (vm->cl)
+		cluster__stopping(vm, status, why);
 	uint64_t one = 1;
 	if (write(vm->stop_efd, &one, sizeof(one)) < 0)
 		perror("slos: stop eventfd");
@@ -440,6 +467,7 @@ void vm__print_stats(struct vm *vm)
 		(vm__now_ns() - vm->start_ns) / 1e9);
 	if (vm->pvm)
 		pvm__print_stats();
+	cluster__print_stats(vm);
 }
 
 void vm__exit(struct vm *vm)
@@ -454,6 +482,7 @@ void vm__exit(struct vm *vm)
 	}
 	free(vm->vcpus);
 	vm->vcpus = NULL;
+	cluster__exit(vm);
 	restore__exit(vm);
 	fault__exit(&vm->fault);
 	uart__free(vm->uart);

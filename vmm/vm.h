@@ -26,6 +26,9 @@
 #define VM_EXIT_USAGE	2 /* bad configuration or input */
 
 struct vm;
+struct cluster;
+
+#define VM_MAX_VCPUS 256
 
 struct vcpu_stats {
 	uint64_t exits, io, mmio, intr, pvm_fixups;
@@ -58,6 +61,18 @@ struct vm_config {
 	const char *snapshot_when, *snapshot_to; /* console regex, dir */
 	uint64_t t0_ns;		 /* process start (vm__now_ns) */
 	const char *fabric;	 /* --fabric: "tcp" (default) or "rdma" */
+	/* Several hosts (vmm/cluster.h). host: this one's index (0: the
+	 * I/O host, `slos run`); nhosts 1: a single-host VM. */
+	const char *hosts;	 /* --hosts A:P,A:P,... (the other hosts) */
+	const char *key_file;	 /* --key: the VM's 32-byte fabric key */
+	unsigned local_hosts;	 /* --local-hosts N (0: none) */
+	unsigned host, nhosts;
+	bool interleave;	 /* --mem-map interleave */
+	uint64_t host_mem;	 /* --host-mem: per-host page budget, 0 none */
+	uint8_t vcpu_map[VM_MAX_VCPUS]; /* --vcpu-map: host of each vCPU */
+	const char *const *host_addrs; /* host 0: [1..nhosts) to connect */
+	const uint8_t *key;	       /* host 0: the VM's fabric key */
+	struct cluster *member;	       /* a member host: its cluster */
 };
 
 struct vm {
@@ -84,6 +99,7 @@ struct vm {
 	unsigned paused;
 	pthread_cond_t pause_cv;
 	struct restore *restore; /* restoring from a snapshot, or NULL */
+	struct cluster *cl;	 /* several hosts, or NULL */
 };
 
 /* Create the VM, load the kernel, ready every vCPU; -1 with a message on

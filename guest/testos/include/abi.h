@@ -43,6 +43,7 @@
 /* Ports. */
 #define PORT_COM1      0x3f8
 #define PORT_TEST_EXIT 0x501
+#define PORT_AP_START  0x508 /* APIC id | SIPI vector << 16: smp.c */
 #define PORT_NOP       0x510 /* unused port the VMM answers at once */
 
 /* Exit codes (status of the VMM process). */

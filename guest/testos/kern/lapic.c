@@ -37,6 +37,20 @@ void lapic_init(void)
 	lapic_write(APIC_SVR, SVR_ENABLE | VEC_SPUR);
 }
 
+#define APIC_TMR_INIT 0x380
+#define APIC_TMR_DIV  0x3e0
+#define TMR_DIV_1     0xb
+
+/* A one-shot LAPIC timer interrupt (VEC_WAKE) after about `ns` (KVM's
+ * LAPIC timer counts at 1 GHz): a halted CPU then wakes even when the IPI
+ * meant to wake it cannot reach it, as from a vCPU on another host. */
+void lapic_wake_in(uint32_t ns)
+{
+	lapic_write(APIC_TMR_DIV, TMR_DIV_1);
+	lapic_write(APIC_LVT_TMR, VEC_WAKE);
+	lapic_write(APIC_TMR_INIT, ns);
+}
+
 uint32_t lapic_id(void)
 {
 	return mmio_read32(LAPIC_BASE + APIC_ID) >> 24;

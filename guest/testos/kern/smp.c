@@ -2,8 +2,9 @@
 /*
  * AP bring-up, one AP at a time like Linux: copy the trampoline below
  * 1 MiB, then INIT and SIPI through the ICR; a second SIPI only if the AP
- * has not arrived. An AP that never arrives ends the bring-up (CPU ids stay
- * contiguous); ring 3 reports it.
+ * has not arrived. Each SIPI is also announced on PORT_AP_START. An AP
+ * that never arrives ends the bring-up (CPU ids stay contiguous); ring 3
+ * reports it.
  */
 #include "kern.h"
 #include "lib.h"
@@ -11,6 +12,7 @@
 
 #define ICR_INIT    0xc500 /* INIT, level, assert */
 #define ICR_STARTUP 0x4600
+#define SIPI_VECTOR (TRAMP_BASE >> 12)
 
 extern char tramp_start[], tramp_end[];
 
@@ -26,6 +28,13 @@ static bool wait_alive(uint32_t cpu, uint64_t cycles)
 		if (rdtsc() - t0 > cycles)
 			return false;
 	return true;
+}
+
+static void sipi(uint32_t apic)
+{
+	lapic_icr(apic, ICR_STARTUP | SIPI_VECTOR);
+	/* An IPI cannot reach an AP on another host: its VMM starts it. */
+	outl(PORT_AP_START, apic | SIPI_VECTOR << 16);
 }
 
 void smp_boot(void)
@@ -45,10 +54,12 @@ void smp_boot(void)
 		kstacks[cpu].pc.apic = apic;
 		__atomic_store_n(&ap_boot_cpu, cpu, __ATOMIC_RELEASE);
 		lapic_icr(apic, ICR_INIT);
-		lapic_icr(apic, ICR_STARTUP | (TRAMP_BASE >> 12));
+		sipi(apic);
 		if (!wait_alive(cpu, 200 * MS)) {
-			lapic_icr(apic, ICR_STARTUP | (TRAMP_BASE >> 12));
-			if (!wait_alive(cpu, 2000 * MS)) {
+			sipi(apic);
+			/* A remote AP fetches the trampoline and kernel pages
+			 * over the network at first touch, emulated: slow. */
+			if (!wait_alive(cpu, 10000 * MS)) {
 				shared.boot_error = "an AP did not start";
 				break;
 			}

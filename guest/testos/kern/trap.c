@@ -69,8 +69,11 @@ static void sys_call(struct trap_frame *f)
 		/* IF=0 here, so nothing slips between the check and hlt (sti
 		 * holds interrupts off for one more instruction). The
 		 * interrupt's handler runs at ring 0 and returns here. */
-		if (*(volatile uint64_t *)f->rdi == f->rsi)
+		if (*(volatile uint64_t *)f->rdi == f->rsi) {
+			/* Also wake by the clock: the caller re-checks. */
+			lapic_wake_in(2000000);
 			__asm__ volatile("sti; hlt; cli" ::: "memory");
+		}
 		break;
 	default:
 		ret = SYS_EBADCALL;

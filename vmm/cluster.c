@@ -1,0 +1,1027 @@
+// SPDX-License-Identifier: MIT
+/* One VM over several hosts: connections, control messages, DSM glue. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmm/cluster.h"
+#include "vmm/dsm.h"
+#include "vmm/ioapic.h"
+#include "vmm/vm.h"
+
+#define IO_SLOTS    VM_MAX_VCPUS
+#define SETUP_MS    30000 /* a member's KVM and mesh setup, under load */
+#define ADDR_LEN    64
+
+struct peer {
+	struct cluster *cl;
+	int idx; /* -1 until a mesh peer said CL_HELLO */
+};
+
+struct io_slot {
+	bool done;
+	uint8_t data[8];
+};
+
+struct cluster {
+	struct vm *vm;
+	unsigned self, n;
+	uint64_t vm_id;
+	uint8_t key[FABRIC_KEY_SIZE];
+	struct fabric_conn *conn[DSM_MAX_HOSTS];
+	struct peer peer[DSM_MAX_HOSTS];
+	struct peer pending[DSM_MAX_HOSTS]; /* accepted, before CL_HELLO */
+	struct fabric_conn *accepted[DSM_MAX_HOSTS];
+	char addr[DSM_MAX_HOSTS][ADDR_LEN];
+	struct fabric_listener *mesh;
+	struct dsm dsm;
+	struct dsm_mem dm;
+	struct fault_source src;
+	bool dsm_on;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	unsigned ready, meshed, hello; /* bitmasks of hosts */
+	bool got_spec, got_peers, go;
+	struct cluster_spec spec;
+	char fail_why[256];
+	uint16_t port[DSM_MAX_HOSTS];
+	bool ap_go[VM_MAX_VCPUS];
+	uint32_t ap_vec[VM_MAX_VCPUS];
+	struct io_slot io[IO_SLOTS];
+	atomic_uint next_slot;
+	atomic_bool stopping;
+	bool stop_from_peer;
+	struct io_dev fwd_pio, fwd_mmio, ap_dev;
+};
+
+static __thread int io_slot = -1;
+
+/* ---- little-endian fields ---- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, v);
+	put32(p + 4, v >> 32);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+void cluster__spec_put(const struct cluster_spec *s, uint8_t *out)
+{
+	put32(out, s->host);
+	put32(out + 4, s->nhosts);
+	put32(out + 8, s->nr_vcpus);
+	put32(out + 12, s->pvm);
+	put64(out + 16, s->mem_size);
+	put64(out + 24, s->host_mem);
+	out[32] = s->interleave;
+	memcpy(out + 33, s->vcpu_map, sizeof(s->vcpu_map));
+}
+
+int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
+		      const char **why)
+{
+	*why = NULL;
+	if (len != CLUSTER_SPEC_SIZE) {
+		*why = "CL_SPEC of the wrong size";
+		return -1;
+	}
+	s->host = get32(in);
+	s->nhosts = get32(in + 4);
+	s->nr_vcpus = get32(in + 8);
+	s->pvm = get32(in + 12);
+	s->mem_size = get64(in + 16);
+	s->host_mem = get64(in + 24);
+	s->interleave = in[32];
+	memcpy(s->vcpu_map, in + 33, sizeof(s->vcpu_map));
+	if (s->nhosts < 2 || s->nhosts > DSM_MAX_HOSTS || !s->host ||
+	    s->host >= s->nhosts)
+		*why = "CL_SPEC: bad host index or count";
+	else if (!s->nr_vcpus || s->nr_vcpus > VM_MAX_VCPUS)
+		*why = "CL_SPEC: bad vCPU count";
+	else if (s->mem_size < (16ULL << 20) || s->mem_size % 4096 ||
+		 s->mem_size > (1ULL << 46) || s->host_mem % 4096)
+		*why = "CL_SPEC: bad memory size";
+	else if (s->pvm > 1 || s->interleave > 1)
+		*why = "CL_SPEC: bad flag";
+	for (unsigned i = 0; !*why && i < VM_MAX_VCPUS; i++)
+		if (i < s->nr_vcpus ? s->vcpu_map[i] >= s->nhosts ||
+					      (!i && s->vcpu_map[i])
+				    : s->vcpu_map[i] != 0)
+			*why = "CL_SPEC: bad vCPU map";
+	return *why ? -1 : 0;
+}
+
+int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE],
+		      char *why, size_t why_len)
+{
+	uint8_t buf[130];
+	ssize_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(why, why_len, "--key %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (ssize_t r; n < (ssize_t)sizeof(buf); n += r) {
+		r = read(fd, buf + n, sizeof(buf) - n);
+		if (r <= 0)
+			break;
+	}
+	close(fd);
+	if (n == FABRIC_KEY_SIZE) {
+		memcpy(key, buf, FABRIC_KEY_SIZE);
+		return 0;
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 2 * FABRIC_KEY_SIZE) {
+		for (int i = 0; i < FABRIC_KEY_SIZE; i++) {
+			unsigned v;
+			char h[3] = { buf[2 * i], buf[2 * i + 1], 0 };
+			if (!isxdigit(h[0]) || !isxdigit(h[1]) ||
+			    sscanf(h, "%2x", &v) != 1)
+				goto bad;
+			key[i] = v;
+		}
+		return 0;
+	}
+bad:
+	snprintf(why, why_len,
+		 "--key %s: need 32 bytes, or 64 hex digits", path);
+	return -1;
+}
+
+/* ---- waiting on the control plane ---- */
+
+static int wait_until(struct cluster *cl, bool (*cond)(struct cluster *),
+		      int ms)
+{
+	struct timespec t;
+	int r = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&cl->lock);
+	while (!cond(cl) && !cl->fail_why[0] && !r)
+		r = pthread_cond_timedwait(&cl->cv, &cl->lock, &t);
+	r = cond(cl) ? 0 : -1;
+	pthread_mutex_unlock(&cl->lock);
+	return r;
+}
+
+static void set_fail(struct cluster *cl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_fail(struct cluster *cl, const char *fmt, ...)
+{
+	va_list ap;
+
+	pthread_mutex_lock(&cl->lock);
+	if (!cl->fail_why[0]) {
+		va_start(ap, fmt);
+		vsnprintf(cl->fail_why, sizeof(cl->fail_why), fmt, ap);
+		va_end(ap);
+	}
+	pthread_cond_broadcast(&cl->cv);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+static int send_to(struct cluster *cl, unsigned to, uint16_t type,
+		   const void *p, size_t len)
+{
+	if (to >= cl->n || !cl->conn[to])
+		return -ENOTCONN;
+	return fabric__post(cl->conn[to], type, p, len);
+}
+
+/* ---- stopping ---- */
+
+static void stop_vm(struct cluster *cl, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void stop_vm(struct cluster *cl, int status, const char *fmt, ...)
+{
+	char why[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (!cl->vm) {
+		set_fail(cl, "%s", why);
+		return;
+	}
+	vm__stop(cl->vm, status, why);
+}
+
+/* The guest-physical pages a host is home to, for the message that says
+ * they are gone. */
+static void home_of(struct cluster *cl, unsigned h, char *out, size_t len)
+{
+	struct dsm *d = &cl->dsm;
+
+	if (!cl->dsm_on) {
+		snprintf(out, len, "none yet");
+		return;
+	}
+	if (d->cfg.interleave) {
+		snprintf(out, len, "every %u-th page from page %u", cl->n, h);
+		return;
+	}
+	uint64_t lo = h * d->per_host * PAGE_SIZE,
+		 hi = (h + 1) * d->per_host * PAGE_SIZE;
+	if (hi > d->cfg.size)
+		hi = d->cfg.size;
+	/* RAM index to guest-physical: above lowmem it sits at 4 GiB. */
+	uint64_t glo = lo < d->cfg.lowmem ? lo : lo - d->cfg.lowmem + MEM_4G;
+	uint64_t ghi = hi <= d->cfg.lowmem ? hi : hi - d->cfg.lowmem + MEM_4G;
+	snprintf(out, len, "guest-physical 0x%llx-0x%llx",
+		 (unsigned long long)glo, (unsigned long long)ghi);
+}
+
+void cluster__stopping(struct vm *vm, int status, const char *why)
+{
+	struct cluster *cl = vm->cl;
+	uint8_t buf[4 + 200];
+
+	if (!cl || atomic_exchange(&cl->stopping, true))
+		return;
+	if (!cl->stop_from_peer) {
+		size_t n = why ? strnlen(why, 199) : 0;
+		put32(buf, status);
+		memcpy(buf + 4, why ? why : "", n);
+		for (unsigned h = 0; h < cl->n; h++)
+			if (h != cl->self && cl->conn[h])
+				send_to(cl, h, CL_STOP, buf, 4 + n);
+	}
+	/* vCPUs blocked on faults no host will answer now are let go. */
+	if (cl->dsm_on)
+		fault__release(&vm->fault);
+	pthread_mutex_lock(&cl->lock);
+	pthread_cond_broadcast(&cl->cv);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/* ---- frames ---- */
+
+static void on_dsm(struct cluster *cl, struct peer *pe, const void *p,
+		   size_t len)
+{
+	struct dsm_msg m;
+	const char *why;
+
+	if (pe->idx < 0 || !cl->dsm_on) {
+		stop_vm(cl, VM_EXIT_CRASH, "host %d sent a DSM message early",
+			pe->idx);
+		return;
+	}
+	if (dsm__decode(p, len, &m, &why)) {
+		stop_vm(cl, VM_EXIT_CRASH, "host %d: %s", pe->idx, why);
+		return;
+	}
+	dsm__recv(&cl->dsm, pe->idx, &m);
+}
+
+/* Host 0 performs a member vCPU's port or MMIO access. */
+static void on_io(struct cluster *cl, struct peer *pe, const uint8_t *p,
+		  size_t len)
+{
+	uint8_t out[12];
+
+	if (len != 24 || cl->self != 0 || !cl->vm) {
+		stop_vm(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
+		return;
+	}
+	unsigned size = p[5];
+	bool mmio = p[4], wr = p[6];
+	uint64_t addr = get64(p + 8);
+	uint8_t data[8];
+	if ((size != 1 && size != 2 && size != 4 && size != 8) ||
+	    p[4] > 1 || p[6] > 1 || (!mmio && addr > 0xffff)) {
+		stop_vm(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
+		return;
+	}
+	memcpy(data, p + 16, 8);
+	io__access(mmio ? &cl->vm->mmio : &cl->vm->pio, addr, data, size, wr);
+	memcpy(out, p, 4);
+	memcpy(out + 4, data, 8);
+	send_to(cl, pe->idx, CL_IO_DONE, out, sizeof(out));
+}
+
+static void on_io_done(struct cluster *cl, const uint8_t *p, size_t len)
+{
+	uint32_t slot = len == 12 ? get32(p) : IO_SLOTS;
+
+	if (slot >= IO_SLOTS) {
+		stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_IO_DONE");
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	memcpy(cl->io[slot].data, p + 4, 8);
+	cl->io[slot].done = true;
+	pthread_cond_broadcast(&cl->cv);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+static bool hello_ok(struct cluster *cl, struct peer *pe,
+		     struct fabric_conn *c, const uint8_t *p, size_t len)
+{
+	uint32_t idx = len == 4 ? get32(p) : 0;
+
+	if (pe->idx >= 0 || idx <= cl->self || idx >= cl->n ||
+	    (cl->hello & (1u << idx)))
+		return false;
+	pthread_mutex_lock(&cl->lock);
+	pe->idx = idx;
+	cl->conn[idx] = c;
+	cl->hello |= 1u << idx;
+	pthread_cond_broadcast(&cl->cv);
+	pthread_mutex_unlock(&cl->lock);
+	return true;
+}
+
+static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
+		     size_t len, void *arg)
+{
+	struct peer *pe = arg;
+	struct cluster *cl = pe->cl;
+	const uint8_t *p = payload;
+
+	if (type >= FABRIC_MSG_DSM_FIRST && type <= FABRIC_MSG_DSM_LAST) {
+		on_dsm(cl, pe, p, len);
+		return;
+	}
+	if (pe->idx < 0 && type != CL_HELLO) {
+		stop_vm(cl, VM_EXIT_CRASH, "%s: no CL_HELLO first",
+			fabric__peer(c));
+		return;
+	}
+	switch (type) {
+	case CL_SPEC: {
+		const char *why;
+		pthread_mutex_lock(&cl->lock);
+		if (cl->self || pe->idx != 0 || cl->got_spec ||
+		    cluster__spec_get(&cl->spec, p, len, &why)) {
+			pthread_mutex_unlock(&cl->lock);
+			set_fail(cl, "host 0 sent a bad CL_SPEC");
+			return;
+		}
+		cl->got_spec = true;
+		pthread_cond_broadcast(&cl->cv);
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	}
+	case CL_READY:
+		if (cl->self || len != 2) {
+			set_fail(cl, "host %d: bad CL_READY", pe->idx);
+			return;
+		}
+		pthread_mutex_lock(&cl->lock);
+		cl->port[pe->idx] = p[0] | p[1] << 8;
+		cl->ready |= 1u << pe->idx;
+		pthread_cond_broadcast(&cl->cv);
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	case CL_FAIL:
+		set_fail(cl, "host %d (%s): %.*s", pe->idx, cl->addr[pe->idx],
+			 (int)(len > 200 ? 200 : len), (const char *)p);
+		return;
+	case CL_PEERS:
+		if (cl->self == 0 || pe->idx != 0 || cl->got_peers ||
+		    len != cl->n * ADDR_LEN) {
+			set_fail(cl, "host 0 sent a bad CL_PEERS");
+			return;
+		}
+		pthread_mutex_lock(&cl->lock);
+		for (unsigned h = 0; h < cl->n; h++) {
+			memcpy(cl->addr[h], p + h * ADDR_LEN, ADDR_LEN);
+			cl->addr[h][ADDR_LEN - 1] = 0;
+		}
+		cl->got_peers = true;
+		pthread_cond_broadcast(&cl->cv);
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	case CL_HELLO:
+		if (!hello_ok(cl, pe, c, p, len))
+			set_fail(cl, "%s: bad CL_HELLO", fabric__peer(c));
+		return;
+	case CL_MESHED:
+		pthread_mutex_lock(&cl->lock);
+		cl->meshed |= 1u << pe->idx;
+		pthread_cond_broadcast(&cl->cv);
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	case CL_GO:
+		pthread_mutex_lock(&cl->lock);
+		cl->go = true;
+		pthread_cond_broadcast(&cl->cv);
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	case CL_AP_START: {
+		uint32_t v = len == 8 ? get32(p) : VM_MAX_VCPUS;
+		if (v >= cl->spec.nr_vcpus || cl->spec.vcpu_map[v] != cl->self) {
+			stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_AP_START");
+			return;
+		}
+		pthread_mutex_lock(&cl->lock);
+		cl->ap_vec[v] = get32(p + 4) & 0xff;
+		cl->ap_go[v] = true;
+		pthread_cond_broadcast(&cl->cv);
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	}
+	case CL_IO:
+		on_io(cl, pe, p, len);
+		return;
+	case CL_IO_DONE:
+		on_io_done(cl, p, len);
+		return;
+	case CL_EOI:
+		if (len == 1 && cl->vm && cl->vm->ioapic)
+			ioapic__eoi(cl->vm->ioapic, p[0]);
+		return;
+	case CL_STOP: {
+		uint32_t status = len >= 4 ? get32(p) : VM_EXIT_CRASH;
+		int n = len > 4 ? (int)(len - 4 > 200 ? 200 : len - 4) : 0;
+		cl->stop_from_peer = cl->self != 0;
+		if (!cl->vm) {
+			set_fail(cl, "stopped by host %d", pe->idx);
+			return;
+		}
+		if (cl->self == 0)
+			stop_vm(cl, status > 255 ? VM_EXIT_CRASH : status,
+				"host %d: %.*s", pe->idx, n,
+				(const char *)p + 4);
+		else
+			vm__stop(cl->vm, status, NULL);
+		return;
+	}
+	default:
+		stop_vm(cl, VM_EXIT_CRASH, "host %d sent unknown message 0x%x",
+			pe->idx, type);
+	}
+}
+
+static void on_down(struct fabric_conn *c, int err, const char *why,
+		    void *arg)
+{
+	struct peer *pe = arg;
+	struct cluster *cl = pe->cl;
+	char pages[96];
+
+	if (atomic_load(&cl->stopping))
+		return;
+	home_of(cl, pe->idx < 0 ? 0 : pe->idx, pages, sizeof(pages));
+	if (pe->idx == 0)
+		stop_vm(cl, VM_EXIT_CRASH, "lost the I/O host: %s", why);
+	else
+		stop_vm(cl, VM_EXIT_CRASH,
+			"host %d (%s) is gone (%s): the guest pages it is home "
+			"to (%s) are unreachable",
+			pe->idx, fabric__peer(c), why, pages);
+}
+
+
+/* ---- the DSM on guest RAM ---- */
+
+static int dsm_send(void *arg, unsigned to, const struct dsm_msg *m)
+{
+	struct cluster *cl = arg;
+	uint8_t buf[DSM_WIRE_MAX];
+	size_t n = dsm__encode(m, buf);
+
+	return send_to(cl, to, FABRIC_MSG_DSM_FIRST, buf, n);
+}
+
+static void dsm_error(void *arg, const char *why)
+{
+	struct cluster *cl = arg;
+
+	stop_vm(cl, VM_EXIT_CRASH, "dsm: %s", why);
+}
+
+static int src_fault(struct fault_source *s, uint64_t gpa, bool write,
+		     bool wp)
+{
+	struct cluster *cl = s->priv;
+
+	return dsm__fault(&cl->dsm, gpa, write);
+}
+
+int cluster__dsm_start(struct vm *vm)
+{
+	struct cluster *cl = vm->cl;
+	struct dsm_config c = {
+		.self = cl->self, .nhosts = cl->n, .lowmem = vm->mem.lowmem,
+		.size = vm->mem.size, .interleave = vm->cfg.interleave,
+		.budget_pages = vm->cfg.host_mem / PAGE_SIZE,
+	};
+	struct dsm_ops ops;
+	int r;
+
+	cl->dm = (struct dsm_mem){ .fe = &vm->fault, .send = dsm_send,
+				   .error = dsm_error, .arg = cl };
+	dsm_mem__ops(&cl->dm, &ops);
+	r = dsm__init(&cl->dsm, &c, &ops);
+	if (r) {
+		fprintf(stderr, "slos: dsm: %s\n", strerror(-r));
+		return -1;
+	}
+	cl->src = (struct fault_source){ .name = "dsm", .fault = src_fault,
+					 .priv = cl };
+	r = fault__init(&vm->fault, &vm->mem, &cl->src);
+	if (r) {
+		fprintf(stderr,
+			"slos: userfaultfd (missing + write-protect) on guest "
+			"RAM: %s\n",
+			strerror(-r));
+		return -1;
+	}
+	r = fault__start(&vm->fault);
+	if (r) {
+		fprintf(stderr, "slos: fault engine: %s\n", strerror(-r));
+		return -1;
+	}
+	cl->dsm_on = true;
+	return 0;
+}
+
+/* ---- devices ---- */
+
+static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,
+		       unsigned size, bool write)
+{
+	struct cluster *cl = d->priv;
+	uint8_t msg[24] = { 0 };
+
+	if (io_slot < 0)
+		io_slot = atomic_fetch_add(&cl->next_slot, 1);
+	if (io_slot >= IO_SLOTS || size > 8) {
+		memset(data, 0xff, size);
+		return;
+	}
+	put32(msg, io_slot);
+	msg[4] = d == &cl->fwd_mmio;
+	msg[5] = size;
+	msg[6] = write;
+	put64(msg + 8, d->base + off);
+	if (write)
+		memcpy(msg + 16, data, size);
+	pthread_mutex_lock(&cl->lock);
+	cl->io[io_slot].done = false;
+	pthread_mutex_unlock(&cl->lock);
+	if (fabric__send(cl->conn[0], CL_IO, msg, sizeof(msg))) {
+		memset(data, 0xff, size);
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	while (!cl->io[io_slot].done && !atomic_load(&cl->stopping))
+		pthread_cond_wait(&cl->cv, &cl->lock);
+	if (!write)
+		memcpy(data, cl->io[io_slot].data, size);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/* The test OS names the AP it starts: one on another host is started
+ * there directly, since an INIT/SIPI cannot cross hosts. */
+static void ap_access(struct io_dev *d, uint64_t off, uint8_t *data,
+		      unsigned size, bool write)
+{
+	struct cluster *cl = d->priv;
+	uint8_t msg[8];
+
+	if (!write || size != 4 || off) {
+		if (!write)
+			memset(data, 0xff, size);
+		return;
+	}
+	uint32_t v = get32(data), apic = v & 0xffff;
+	if (apic >= cl->vm->cfg.nr_vcpus || !cl->vm->cfg.vcpu_map[apic])
+		return;
+	put32(msg, apic);
+	put32(msg + 4, v >> 16 & 0xff);
+	send_to(cl, cl->vm->cfg.vcpu_map[apic], CL_AP_START, msg, sizeof(msg));
+}
+
+int cluster__devices(struct vm *vm)
+{
+	struct cluster *cl = vm->cl;
+
+	if (cl->self == 0) {
+		cl->ap_dev = (struct io_dev){ .name = "ap-start",
+					      .base = CLUSTER_PORT_AP_START,
+					      .len = 4, .access = ap_access,
+					      .priv = cl };
+		return io__register(&vm->pio, &cl->ap_dev);
+	}
+	/* A member has no devices: every access goes to host 0's. */
+	cl->fwd_pio = (struct io_dev){ .name = "forward", .base = 0,
+				       .len = 0x10000, .access = fwd_access,
+				       .priv = cl };
+	cl->fwd_mmio = (struct io_dev){ .name = "forward", .base = 0,
+					.len = 1ULL << 52, .access = fwd_access,
+					.priv = cl };
+	if (io__register(&vm->pio, &cl->fwd_pio) ||
+	    io__register(&vm->mmio, &cl->fwd_mmio))
+		return -1;
+	return 0;
+}
+
+void cluster__eoi(struct vm *vm, uint8_t vector)
+{
+	if (vm->cl && vm->cl->self)
+		send_to(vm->cl, 0, CL_EOI, &vector, 1);
+}
+
+static bool ap_started(struct cluster *cl, unsigned id)
+{
+	return cl->ap_go[id] || atomic_load(&cl->stopping);
+}
+
+bool cluster__ap_wait(struct vcpu *v)
+{
+	struct cluster *cl = v->vm->cl;
+	struct kvm_sregs s;
+	struct kvm_regs r;
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+
+	pthread_mutex_lock(&cl->lock);
+	while (!ap_started(cl, v->id))
+		pthread_cond_wait(&cl->cv, &cl->lock);
+	pthread_mutex_unlock(&cl->lock);
+	if (atomic_load(&cl->stopping))
+		return false;
+	/* What a STARTUP IPI with this vector does: real mode at
+	 * vector << 12. */
+	uint32_t vec = cl->ap_vec[v->id];
+	if (ioctl(v->fd, KVM_GET_SREGS, &s) || ioctl(v->fd, KVM_GET_REGS, &r))
+		return false;
+	s.cs.selector = vec << 8;
+	s.cs.base = vec << 12;
+	r.rip = 0;
+	if (ioctl(v->fd, KVM_SET_SREGS, &s) || ioctl(v->fd, KVM_SET_REGS, &r) ||
+	    ioctl(v->fd, KVM_SET_MP_STATE, &mp)) {
+		vm__stop(v->vm, VM_EXIT_CRASH, "cannot start an AP");
+		return false;
+	}
+	return true;
+}
+
+/* ---- host 0 ---- */
+
+static bool all_ready(struct cluster *cl)
+{
+	return cl->ready == ((1u << cl->n) - 2);
+}
+
+static bool all_meshed(struct cluster *cl)
+{
+	return cl->meshed == ((1u << cl->n) - 2);
+}
+
+static struct cluster *cluster_new(struct vm *vm, unsigned self, unsigned n)
+{
+	struct cluster *cl = calloc(1, sizeof(*cl));
+
+	if (!cl)
+		return NULL;
+	cl->vm = vm;
+	cl->self = self;
+	cl->n = n;
+	pthread_mutex_init(&cl->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cl->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	for (unsigned i = 0; i < DSM_MAX_HOSTS; i++) {
+		cl->peer[i] = (struct peer){ .cl = cl, .idx = i };
+		cl->pending[i] = (struct peer){ .cl = cl, .idx = -1 };
+	}
+	return cl;
+}
+
+/* "A.B.C.D:PORT" -> "A.B.C.D:port" */
+static void with_port(char *out, const char *addr, unsigned port)
+{
+	const char *colon = strrchr(addr, ':');
+	int n = colon ? (int)(colon - addr) : (int)strlen(addr);
+
+	snprintf(out, ADDR_LEN, "%.*s:%u", n, addr, port);
+}
+
+int cluster__io_host(struct vm *vm, const char *const *addrs,
+		     const uint8_t key[FABRIC_KEY_SIZE])
+{
+	struct cluster *cl = cluster_new(vm, 0, vm->cfg.nhosts);
+	struct fabric_opts o = { 0 };
+	char why[256];
+	uint8_t spec[CLUSTER_SPEC_SIZE];
+
+	if (!cl)
+		return -1;
+	vm->cl = cl;
+	memcpy(cl->key, key, FABRIC_KEY_SIZE);
+	if (getrandom(&cl->vm_id, sizeof(cl->vm_id), 0) != sizeof(cl->vm_id))
+		cl->vm_id = vm__now_ns() ^ getpid();
+	if (!strcmp(vm->cfg.fabric, "rdma"))
+		o.tp = &fabric_rdma;
+	o.timeout_ms = 5000;
+	for (unsigned h = 1; h < cl->n; h++) {
+		snprintf(cl->addr[h], ADDR_LEN, "%s", addrs[h]);
+		if (fabric__connect(addrs[h], cl->vm_id, key, &o, &cl->conn[h],
+				    why, sizeof(why))) {
+			fprintf(stderr, "slos: host %u (%s): %s\n", h, addrs[h],
+				why);
+			return -1;
+		}
+		if (fabric__start(cl->conn[h], &(struct fabric_handler){
+						       .frame = on_frame,
+						       .down = on_down,
+						       .arg = &cl->peer[h] })) {
+			fprintf(stderr, "slos: host %u (%s): cannot start\n", h,
+				addrs[h]);
+			return -1;
+		}
+		struct cluster_spec s = {
+			.host = h, .nhosts = cl->n,
+			.nr_vcpus = vm->cfg.nr_vcpus, .pvm = vm->pvm,
+			.mem_size = vm->cfg.mem_size,
+			.host_mem = vm->cfg.host_mem,
+			.interleave = vm->cfg.interleave,
+		};
+		memcpy(s.vcpu_map, vm->cfg.vcpu_map, sizeof(s.vcpu_map));
+		cluster__spec_put(&s, spec);
+		fabric__send(cl->conn[h], CL_SPEC, spec, sizeof(spec));
+	}
+	if (wait_until(cl, all_ready, SETUP_MS)) {
+		for (unsigned h = 1; h < cl->n && !cl->fail_why[0]; h++)
+			if (!(cl->ready & (1u << h)))
+				set_fail(cl, "host %u (%s): not ready after %d s",
+					 h, cl->addr[h], SETUP_MS / 1000);
+		fprintf(stderr, "slos: %s\n", cl->fail_why);
+		return -1;
+	}
+	/* Members listen where host 0 reached their daemon. */
+	uint8_t peers[DSM_MAX_HOSTS * ADDR_LEN] = { 0 };
+	for (unsigned h = 1; h < cl->n; h++)
+		with_port((char *)peers + h * ADDR_LEN, addrs[h], cl->port[h]);
+	for (unsigned h = 1; h < cl->n; h++)
+		fabric__send(cl->conn[h], CL_PEERS, peers, cl->n * ADDR_LEN);
+	if (wait_until(cl, all_meshed, SETUP_MS)) {
+		fprintf(stderr, "slos: %s\n",
+			cl->fail_why[0] ? cl->fail_why
+					: "the hosts did not connect to each "
+					  "other");
+		return -1;
+	}
+	return 0;
+}
+
+void cluster__go(struct vm *vm)
+{
+	for (unsigned h = 1; vm->cl && h < vm->cl->n; h++)
+		send_to(vm->cl, h, CL_GO, NULL, 0);
+}
+
+/* ---- a member ---- */
+
+static bool got_spec(struct cluster *cl)
+{
+	return cl->got_spec;
+}
+
+static bool got_peers(struct cluster *cl)
+{
+	return cl->got_peers;
+}
+
+static bool all_hello(struct cluster *cl)
+{
+	unsigned want = 0;
+
+	for (unsigned h = cl->self + 1; h < cl->n; h++)
+		want |= 1u << h;
+	return (cl->hello & want) == want;
+}
+
+static bool go_or_stop(struct cluster *cl)
+{
+	return cl->go || atomic_load(&cl->stopping);
+}
+
+static bool member_key(uint64_t vm_id, uint8_t key[FABRIC_KEY_SIZE],
+		       void *arg)
+{
+	struct cluster *cl = arg;
+
+	if (vm_id != cl->vm_id)
+		return false;
+	memcpy(key, cl->key, FABRIC_KEY_SIZE);
+	return true;
+}
+
+static void member_fail(struct cluster *cl, const char *why)
+{
+	fprintf(stderr, "slos: host %u: %s\n", cl->self, why);
+	if (cl->conn[0])
+		fabric__send(cl->conn[0], CL_FAIL, why, strlen(why));
+}
+
+/* The mesh: connect to the members below, accept those above. */
+static int mesh(struct cluster *cl)
+{
+	struct fabric_opts o = { .timeout_ms = 5000, .key_for = member_key,
+				 .key_arg = cl };
+	char why[256];
+	uint8_t me[4];
+
+	put32(me, cl->self);
+	for (unsigned h = 1; h < cl->self; h++) {
+		if (fabric__connect(cl->addr[h], cl->vm_id, cl->key, &o,
+				    &cl->conn[h], why, sizeof(why)) ||
+		    fabric__start(cl->conn[h], &(struct fabric_handler){
+							.frame = on_frame,
+							.down = on_down,
+							.arg = &cl->peer[h] })) {
+			char msg[320];
+			snprintf(msg, sizeof(msg), "cannot reach host %u: %s",
+				 h, why);
+			member_fail(cl, msg);
+			return -1;
+		}
+		fabric__send(cl->conn[h], CL_HELLO, me, sizeof(me));
+	}
+	for (unsigned k = 0; k < cl->n - 1 - cl->self; k++) {
+		struct fabric_conn *c;
+		if (fabric__accept(cl->mesh, SETUP_MS, &c)) {
+			member_fail(cl, "the other hosts did not connect");
+			return -1;
+		}
+		cl->accepted[k] = c;
+		fabric__start(c, &(struct fabric_handler){
+					 .frame = on_frame, .down = on_down,
+					 .arg = &cl->pending[k] });
+	}
+	if (wait_until(cl, all_hello, SETUP_MS)) {
+		member_fail(cl, "no CL_HELLO from a host");
+		return -1;
+	}
+	return 0;
+}
+
+int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
+{
+	struct cluster *cl = cluster_new(NULL, 0, DSM_MAX_HOSTS);
+	static struct vm vm;
+	struct vm_config cfg = { 0 };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char local[ADDR_LEN], why[256];
+	int status;
+
+	if (!cl)
+		return VM_EXIT_CRASH;
+	cl->conn[0] = c;
+	cl->vm_id = fabric__vm_id(c);
+	memcpy(cl->key, key, FABRIC_KEY_SIZE);
+	if (fabric__start(c, &(struct fabric_handler){ .frame = on_frame,
+						       .down = on_down,
+						       .arg = &cl->peer[0] }))
+		return VM_EXIT_CRASH;
+	if (wait_until(cl, got_spec, 10000)) {
+		fprintf(stderr, "slos: host: no VM spec from %s: %s\n",
+			fabric__peer(c), cl->fail_why);
+		fabric__close(c);
+		return VM_EXIT_USAGE;
+	}
+	cl->self = cl->spec.host;
+	cl->n = cl->spec.nhosts;
+	cfg = (struct vm_config){
+		.nr_vcpus = cl->spec.nr_vcpus, .mem_size = cl->spec.mem_size,
+		.pvm = cl->spec.pvm, .fabric = "tcp", .host = cl->self,
+		.nhosts = cl->n, .interleave = cl->spec.interleave,
+		.host_mem = cl->spec.host_mem, .member = cl,
+		.profile_us = 10000,
+	};
+	memcpy(cfg.vcpu_map, cl->spec.vcpu_map, sizeof(cfg.vcpu_map));
+	if (vm__init(&vm, &cfg)) {
+		member_fail(cl, "VM setup failed (see that host's log)");
+		goto out;
+	}
+	cl->vm = &vm;
+	if (getsockname(c->fd, (struct sockaddr *)&ss, &sl)) {
+		member_fail(cl, "getsockname failed");
+		goto out;
+	}
+	char me[ADDR_LEN];
+	fabric__format_addr((struct sockaddr *)&ss, me, sizeof(me));
+	with_port(local, me, 0);
+	struct fabric_opts lo = { .key_for = member_key, .key_arg = cl };
+	if (fabric__listen(local, &lo, &cl->mesh, why, sizeof(why))) {
+		member_fail(cl, why);
+		goto out;
+	}
+	const char *bound = fabric__listener_addr(cl->mesh);
+	unsigned port = atoi(strrchr(bound, ':') + 1);
+	uint8_t pb[2] = { port & 0xff, port >> 8 };
+	fabric__send(c, CL_READY, pb, 2);
+	if (wait_until(cl, got_peers, SETUP_MS) || mesh(cl)) {
+		if (!cl->fail_why[0])
+			member_fail(cl, "host 0 sent no peers");
+		goto out;
+	}
+	fabric__send(c, CL_MESHED, NULL, 0);
+	pthread_mutex_lock(&cl->lock);
+	while (!go_or_stop(cl))
+		pthread_cond_wait(&cl->cv, &cl->lock);
+	pthread_mutex_unlock(&cl->lock);
+	if (!atomic_load(&cl->stopping) && vm__start(&vm))
+		vm__stop(&vm, VM_EXIT_CRASH, "cannot start the vCPUs");
+	struct pollfd pf = { .fd = vm.stop_efd, .events = POLLIN };
+	while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+		;
+out:
+	vm__stop(&vm, VM_EXIT_CRASH, NULL);
+	status = vm__wait(&vm);
+	vm__exit(&vm);
+	return status;
+}
+
+void cluster__print_stats(struct vm *vm)
+{
+	struct cluster *cl = vm->cl;
+	struct dsm_stats s;
+
+	if (!cl || !cl->dsm_on)
+		return;
+	dsm__stats(&cl->dsm, &s);
+	fprintf(stderr,
+		"slos: host %u dsm: faults %llu read_req %llu write_req %llu "
+		"upgrades %llu; sent %llu (%llu KiB of pages, %llu zero); "
+		"received %llu; inv %llu fwd %llu; evicted %llu S %llu M; "
+		"home served %llu queued %llu\n",
+		cl->self, (unsigned long long)s.faults,
+		(unsigned long long)s.read_req, (unsigned long long)s.write_req,
+		(unsigned long long)s.upgrades, (unsigned long long)s.tx,
+		(unsigned long long)(s.tx_bytes >> 10),
+		(unsigned long long)s.zero_tx, (unsigned long long)s.rx,
+		(unsigned long long)s.inv, (unsigned long long)s.fwd,
+		(unsigned long long)s.evict_s, (unsigned long long)s.evict_m,
+		(unsigned long long)s.dir_served,
+		(unsigned long long)s.dir_queued);
+}
+
+void cluster__exit(struct vm *vm)
+{
+	struct cluster *cl = vm->cl;
+
+	if (!cl)
+		return;
+	atomic_store(&cl->stopping, true);
+	if (cl->mesh)
+		fabric__listener_close(cl->mesh);
+	for (unsigned h = 0; h < DSM_MAX_HOSTS; h++)
+		if (cl->conn[h])
+			fabric__close(cl->conn[h]);
+	for (unsigned k = 0; k < DSM_MAX_HOSTS; k++) {
+		bool used = false;
+		for (unsigned h = 0; h < DSM_MAX_HOSTS; h++)
+			used |= cl->accepted[k] && cl->accepted[k] == cl->conn[h];
+		if (cl->accepted[k] && !used)
+			fabric__close(cl->accepted[k]);
+	}
+	if (cl->dsm_on)
+		dsm__exit(&cl->dsm);
+	vm->cl = NULL;
+	free(cl);
+}
