@@ -18,6 +18,8 @@
 #include "vmm/cluster.h"
 #include "vmm/dsm.h"
 #include "vmm/ioapic.h"
+#include "vmm/pvm.h"
+#include "vmm/restore.h"
 #include "vmm/vm.h"
 
 #define IO_SLOTS    VM_MAX_VCPUS
@@ -51,7 +53,7 @@ struct cluster {
 	bool dsm_on;
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
-	unsigned ready, meshed, hello; /* bitmasks of hosts */
+	unsigned ready, meshed, hello, preowned; /* bitmasks of hosts */
 	bool got_spec, got_peers, go;
 	struct cluster_spec spec;
 	char fail_why[256];
@@ -66,6 +68,22 @@ struct cluster {
 };
 
 static __thread int io_slot = -1;
+
+/*
+ * How long a silent host is taken for dead. A host process that dies is
+ * noticed at once (its connections close); silence is a hung host or a
+ * cut link. Under PVM, guest ring 0 is emulated in the host kernel in
+ * stretches that can keep every other thread of a 2-core machine off the
+ * CPU for ~1 s (measured: 920 ms), so the deadline is longer there.
+ */
+int cluster__dead_ms(void)
+{
+	static int ms;
+
+	if (!ms)
+		ms = pvm__detect() ? 3000 : 800;
+	return ms;
+}
 
 /* ---- little-endian fields ---- */
 
@@ -89,52 +107,6 @@ static void put64(uint8_t *p, uint64_t v)
 static uint64_t get64(const uint8_t *p)
 {
 	return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-void cluster__spec_put(const struct cluster_spec *s, uint8_t *out)
-{
-	put32(out, s->host);
-	put32(out + 4, s->nhosts);
-	put32(out + 8, s->nr_vcpus);
-	put32(out + 12, s->pvm);
-	put64(out + 16, s->mem_size);
-	put64(out + 24, s->host_mem);
-	out[32] = s->interleave;
-	memcpy(out + 33, s->vcpu_map, sizeof(s->vcpu_map));
-}
-
-int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
-		      const char **why)
-{
-	*why = NULL;
-	if (len != CLUSTER_SPEC_SIZE) {
-		*why = "CL_SPEC of the wrong size";
-		return -1;
-	}
-	s->host = get32(in);
-	s->nhosts = get32(in + 4);
-	s->nr_vcpus = get32(in + 8);
-	s->pvm = get32(in + 12);
-	s->mem_size = get64(in + 16);
-	s->host_mem = get64(in + 24);
-	s->interleave = in[32];
-	memcpy(s->vcpu_map, in + 33, sizeof(s->vcpu_map));
-	if (s->nhosts < 2 || s->nhosts > DSM_MAX_HOSTS || !s->host ||
-	    s->host >= s->nhosts)
-		*why = "CL_SPEC: bad host index or count";
-	else if (!s->nr_vcpus || s->nr_vcpus > VM_MAX_VCPUS)
-		*why = "CL_SPEC: bad vCPU count";
-	else if (s->mem_size < (16ULL << 20) || s->mem_size % 4096 ||
-		 s->mem_size > (1ULL << 46) || s->host_mem % 4096)
-		*why = "CL_SPEC: bad memory size";
-	else if (s->pvm > 1 || s->interleave > 1)
-		*why = "CL_SPEC: bad flag";
-	for (unsigned i = 0; !*why && i < VM_MAX_VCPUS; i++)
-		if (i < s->nr_vcpus ? s->vcpu_map[i] >= s->nhosts ||
-					      (!i && s->vcpu_map[i])
-				    : s->vcpu_map[i] != 0)
-			*why = "CL_SPEC: bad vCPU map";
-	return *why ? -1 : 0;
 }
 
 int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE],
@@ -352,6 +324,35 @@ static void on_io_done(struct cluster *cl, const uint8_t *p, size_t len)
 	pthread_mutex_unlock(&cl->lock);
 }
 
+/* Restored pages this member is home to, owned by host 0; an empty one
+ * ends the list (and is answered, on host 0, as done). */
+static void on_preown(struct cluster *cl, struct peer *pe, const uint8_t *p,
+		      size_t len)
+{
+	if (cl->self == 0) {
+		pthread_mutex_lock(&cl->lock);
+		cl->preowned |= 1u << pe->idx;
+		pthread_cond_broadcast(&cl->cv);
+		pthread_mutex_unlock(&cl->lock);
+		return;
+	}
+	if (pe->idx != 0 || len % 8 || !cl->dsm_on) {
+		stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_PREOWN");
+		return;
+	}
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t gpa = get64(p + i);
+		if (!dsm__is_ram(&cl->dsm, gpa) ||
+		    dsm__home(&cl->dsm, gpa) != cl->self ||
+		    dsm__preown(&cl->dsm, gpa, 0)) {
+			stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_PREOWN");
+			return;
+		}
+	}
+	if (!len)
+		send_to(cl, 0, CL_PREOWN, NULL, 0);
+}
+
 static bool hello_ok(struct cluster *cl, struct peer *pe,
 		     struct fabric_conn *c, const uint8_t *p, size_t len)
 {
@@ -459,6 +460,9 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		pthread_mutex_unlock(&cl->lock);
 		return;
 	}
+	case CL_PREOWN:
+		on_preown(cl, pe, p, len);
+		return;
 	case CL_IO:
 		on_io(cl, pe, p, len);
 		return;
@@ -756,6 +760,7 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 	if (!strcmp(vm->cfg.fabric, "rdma"))
 		o.tp = &fabric_rdma;
 	o.timeout_ms = 5000;
+	o.dead_ms = cluster__dead_ms();
 	for (unsigned h = 1; h < cl->n; h++) {
 		snprintf(cl->addr[h], ADDR_LEN, "%s", addrs[h]);
 		if (fabric__connect(addrs[h], cl->vm_id, key, &o, &cl->conn[h],
@@ -804,6 +809,63 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 					  "other");
 		return -1;
 	}
+	return 0;
+}
+
+static int fill(void *arg, uint64_t gpa, void *dst)
+{
+	struct vm *vm = arg;
+	int r = restore__read_page(vm->restore, gpa, dst);
+
+	if (r == 1)
+		memset(dst, 0, PAGE_SIZE);
+	return r < 0 ? r : 0;
+}
+
+static bool all_preowned(struct cluster *cl)
+{
+	return cl->preowned == ((1u << cl->n) - 2);
+}
+
+int cluster__restore(struct vm *vm)
+{
+	struct cluster *cl = vm->cl;
+	static uint8_t buf[DSM_MAX_HOSTS][1000 * 8];
+	size_t n[DSM_MAX_HOSTS] = { 0 };
+	uint64_t pages = 0;
+
+	dsm__set_fill(&cl->dsm, fill, vm);
+	for (uint64_t gpa = 0; gpa < vm->mem.top; gpa += PAGE_SIZE) {
+		if (!dsm__is_ram(&cl->dsm, gpa) ||
+		    !restore__has_data(vm->restore, gpa))
+			continue;
+		unsigned h = dsm__home(&cl->dsm, gpa);
+		if (dsm__preown(&cl->dsm, gpa, 0))
+			return -1;
+		pages++;
+		if (!h)
+			continue;
+		put64(buf[h] + n[h], gpa);
+		n[h] += 8;
+		if (n[h] == sizeof(buf[h])) {
+			fabric__send(cl->conn[h], CL_PREOWN, buf[h], n[h]);
+			n[h] = 0;
+		}
+	}
+	for (unsigned h = 1; h < cl->n; h++) {
+		if (n[h])
+			fabric__send(cl->conn[h], CL_PREOWN, buf[h], n[h]);
+		fabric__send(cl->conn[h], CL_PREOWN, NULL, 0);
+	}
+	if (wait_until(cl, all_preowned, SETUP_MS)) {
+		fprintf(stderr, "slos: --restore: the hosts did not take the "
+				"snapshot's pages\n");
+		return -1;
+	}
+	if (vm->cfg.stats)
+		fprintf(stderr, "slos: restore: %llu pages owned by host 0, "
+				"served from the snapshot at first touch\n",
+			(unsigned long long)pages);
 	return 0;
 }
 
@@ -861,7 +923,7 @@ static void member_fail(struct cluster *cl, const char *why)
 static int mesh(struct cluster *cl)
 {
 	struct fabric_opts o = { .timeout_ms = 5000, .key_for = member_key,
-				 .key_arg = cl };
+				 .key_arg = cl, .dead_ms = cluster__dead_ms() };
 	char why[256];
 	uint8_t me[4];
 
@@ -946,7 +1008,8 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	char me[ADDR_LEN];
 	fabric__format_addr((struct sockaddr *)&ss, me, sizeof(me));
 	with_port(local, me, 0);
-	struct fabric_opts lo = { .key_for = member_key, .key_arg = cl };
+	struct fabric_opts lo = { .key_for = member_key, .key_arg = cl,
+				  .dead_ms = cluster__dead_ms() };
 	if (fabric__listen(local, &lo, &cl->mesh, why, sizeof(why))) {
 		member_fail(cl, why);
 		goto out;

@@ -60,6 +60,9 @@ void cluster__spec_put(const struct cluster_spec *s, uint8_t *out);
 int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
 		      const char **why);
 
+/* Silence after which a host is taken for dead: 800 ms, 3 s under PVM. */
+int cluster__dead_ms(void);
+
 /* The VM's key: 32 raw bytes, or 64 hex digits (and a newline). */
 int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE],
 		      char *why, size_t why_len);
@@ -79,6 +82,10 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE]);
 /* Hooks of vmm/vm.c and vmm/vcpu.c. */
 int cluster__dsm_start(struct vm *vm); /* fault engine on the DSM */
 int cluster__devices(struct vm *vm);   /* forwarders, AP-start port */
+/* --restore over hosts (host 0 holds the snapshot): every page with data
+ * in it starts owned by host 0 and is read from the file at first use;
+ * its home learns so (CL_PREOWN) before anything runs. */
+int cluster__restore(struct vm *vm);
 void cluster__stopping(struct vm *vm, int status, const char *why);
 void cluster__exit(struct vm *vm);
 /* A member's AP waits for its start; false if the VM stopped first. */

@@ -118,6 +118,10 @@ static int hosts_parse(struct vm_config *c, const char *vmap, char *err,
 			   VM_MAX_VCPUS);
 	if (!vmap)
 		return 0;
+	if (c->restore)
+		return bad(err, errlen,
+			   "--vcpu-map: a restored VM runs its vCPUs on the I/O "
+			   "host");
 	unsigned i = 0;
 	for (const char *p = vmap;; i++) {
 		char *end;

@@ -130,7 +130,8 @@ int host__main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
 
-	struct fabric_opts o = { .key_for = any_vm_key };
+	struct fabric_opts o = { .key_for = any_vm_key,
+				 .dead_ms = cluster__dead_ms() };
 	struct fabric_listener *l;
 	if (fabric__listen(listen, &o, &l, why, sizeof(why))) {
 		fprintf(stderr, "slos host: %s\n", why);

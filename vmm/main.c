@@ -194,10 +194,10 @@ static int hosts_setup(struct vm_config *c, char *err, size_t len)
 
 	if (c->nhosts < 2)
 		return 0;
-	if (c->restore || c->snapshot_when) {
+	if (c->snapshot_when) {
 		snprintf(err, len,
-			 "snapshots of a VM over several hosts are not "
-			 "supported yet");
+			 "--snapshot-when: snapshots of a VM over several hosts "
+			 "are not supported yet (restoring one over hosts is)");
 		return -1;
 	}
 	if (c->local_hosts) {

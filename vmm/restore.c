@@ -45,6 +45,16 @@ static int file_fetch(struct fault_source *s, uint64_t gpa, void *dst)
 	return 0;
 }
 
+int restore__read_page(struct restore *r, uint64_t gpa, void *dst)
+{
+	return file_fetch(&r->src, gpa, dst);
+}
+
+bool restore__has_data(const struct restore *r, uint64_t gpa)
+{
+	return has_data(r, gpa / PAGE_SIZE);
+}
+
 /* Which pages hold data: SEEK_DATA/SEEK_HOLE, so a restore never reads a
  * page the snapshot left as a hole. */
 static int map_data(struct restore *r, uint64_t top)
@@ -262,7 +272,9 @@ int restore__start(struct vm *vm)
 	ioapic__set_irq(vm->ioapic, VMGENID_GSI, true);
 	ioapic__set_irq(vm->ioapic, VMGENID_GSI, false);
 
-	if (r->nr_prefetch &&
+	/* Over hosts every page comes through the DSM; a prefetch placing
+	 * pages behind its back would break coherence. */
+	if (r->nr_prefetch && !vm->cl &&
 	    !pthread_create(&r->pf_thread, NULL, prefetch_thread, r)) {
 		pthread_setname_np(r->pf_thread, "slos-prefetch");
 		r->pf_running = true;

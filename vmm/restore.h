@@ -42,6 +42,11 @@ struct vm;
 int restore__open(struct vm *vm, const char *dir);
 /* The page source for the fault engine, once guest RAM is mapped. */
 int restore__source(struct vm *vm);
+/* A page of the snapshot's memory file into dst: 1 for a hole (zero, dst
+ * untouched), 0, or -EIO. */
+int restore__read_page(struct restore *r, uint64_t gpa, void *dst);
+/* Does the memory file hold data for this page? */
+bool restore__has_data(const struct restore *r, uint64_t gpa);
 /* After fault__init: trace the first touches if this restore records. */
 void restore__trace(struct vm *vm);
 /* Load devices and every vCPU's state (after their creation). */

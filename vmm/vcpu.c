@@ -5,12 +5,16 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <signal.h>
 
 #include "vmm/cluster.h"
 #include "vmm/ioapic.h"
 #include "vmm/pvm.h"
 #include "vmm/vm.h"
+
+#define VCPU_NICE 5 /* over hosts: below the service threads */
 
 #define LAPIC_LVT_LINT0 0x350
 #define LAPIC_LVT_LINT1 0x360
@@ -371,6 +375,11 @@ void *vcpu__thread(void *arg)
 
 	snprintf(name, sizeof(name), "slos-vcpu%d", v->id);
 	pthread_setname_np(pthread_self(), name);
+	/* Over hosts, the threads that answer other hosts (fabric I/O, the
+	 * fault thread) must get a CPU at once, or a busy vCPU delays every
+	 * host's faults and even the heartbeats. */
+	if (vm->cl)
+		setpriority(PRIO_PROCESS, gettid(), VCPU_NICE);
 	/* An AP on a member host starts when host 0's boot CPU names it. */
 	if (vm->cfg.host && !cluster__ap_wait(v))
 		return NULL;

@@ -298,7 +298,8 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 	     cluster__dsm_start(vm)))
 		return -1;
 	if ((!vm->restore && !cfg->host && load(vm, &entry)) ||
-	    devices_setup(vm) || (vm->restore && restore__source(vm)))
+	    devices_setup(vm) || (vm->restore && restore__source(vm)) ||
+	    (vm->restore && vm->cl && cluster__restore(vm)))
 		return -1;
 	/* Loaded pages are present; everything else faults in through the
 	 * engine from here on: zero pages for a fresh VM, the snapshot's
@@ -329,8 +330,9 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 	}
 	/* KVM reads guest memory while the state goes in (the kvmclock MSR
 	 * maps its page): the snapshot's pages must be served by then. */
-	if (vm->restore && ((r = fault__start(&vm->fault)) ||
-			    restore__load(vm)))
+	if (vm->restore &&
+	    ((!vm->fault.running && (r = fault__start(&vm->fault))) ||
+	     restore__load(vm)))
 		return r ? fail("fault engine: %s", strerror(-r)) : -1;
 	return 0;
 }

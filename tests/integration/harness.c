@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,4 +148,392 @@ void harness__free(struct run *r)
 bool harness__has(const struct run *r, const char *needle)
 {
 	return r->out && strstr(r->out, needle);
+}
+
+/* ---- background processes ---- */
+
+double harness__now(void)
+{
+	return now();
+}
+
+double harness__time_scale(void)
+{
+	return strstr(harness__bin(), "asan") ? 3 : 1;
+}
+
+static void *proc_reader(void *arg)
+{
+	struct proc *p = arg;
+	char buf[4096];
+
+	for (;;) {
+		ssize_t got = read(p->fd, buf, sizeof(buf));
+		if (got < 0 && errno == EINTR)
+			continue;
+		pthread_mutex_lock(&p->m);
+		if (got > 0) {
+			char *o = realloc(p->out, p->len + got + 1);
+			if (o) {
+				p->out = o;
+				memcpy(p->out + p->len, buf, got);
+				p->len += got;
+				p->out[p->len] = 0;
+			}
+		} else {
+			p->eof = true;
+		}
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->m);
+		if (got <= 0)
+			return NULL;
+	}
+}
+
+int harness__spawn(struct proc *p, const char *const *argv)
+{
+	int out[2];
+	pthread_condattr_t ca;
+
+	memset(p, 0, sizeof(*p));
+	p->status = -1;
+	p->fd = -1;
+	p->out = calloc(1, 1);
+	pthread_mutex_init(&p->m, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!p->out || pipe2(out, O_CLOEXEC))
+		return -1;
+	p->t0 = now();
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(out[0]);
+		close(out[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null, 0);
+		dup2(out[1], 1);
+		dup2(out[1], 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(out[1]);
+	p->pid = pid;
+	p->fd = out[0];
+	if (pthread_create(&p->reader, NULL, proc_reader, p)) {
+		close(p->fd);
+		p->fd = -1;
+		p->eof = true;
+		return -1;
+	}
+	return 0;
+}
+
+int harness__start(struct proc *p, ...)
+{
+	const char *argv[64];
+	int n = 0;
+	va_list ap;
+
+	argv[n++] = harness__bin();
+	va_start(ap, p);
+	for (const char *a; n < 63 && (a = va_arg(ap, const char *));)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return harness__spawn(p, argv);
+}
+
+static void deadline_in(struct timespec *ts, double secs)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	double t = ts->tv_sec + ts->tv_nsec / 1e9 + secs;
+	ts->tv_sec = (time_t)t;
+	ts->tv_nsec = (long)((t - ts->tv_sec) * 1e9);
+}
+
+bool harness__wait_output(struct proc *p, const char *text, double timeout_s)
+{
+	struct timespec ts;
+	bool seen;
+
+	deadline_in(&ts, timeout_s);
+	pthread_mutex_lock(&p->m);
+	while (!(seen = p->out && strstr(p->out, text)) && !p->eof)
+		if (pthread_cond_timedwait(&p->cv, &p->m, &ts) == ETIMEDOUT) {
+			seen = p->out && strstr(p->out, text);
+			break;
+		}
+	pthread_mutex_unlock(&p->m);
+	return seen;
+}
+
+bool harness__output_has(struct proc *p, const char *text)
+{
+	pthread_mutex_lock(&p->m);
+	bool has = p->out && strstr(p->out, text);
+	pthread_mutex_unlock(&p->m);
+	return has;
+}
+
+char *harness__output(struct proc *p)
+{
+	pthread_mutex_lock(&p->m);
+	char *o = strdup(p->out ? p->out : "");
+	pthread_mutex_unlock(&p->m);
+	return o;
+}
+
+int harness__wait(struct proc *p, double timeout_s)
+{
+	double end = now() + timeout_s;
+	int st;
+
+	if (!p->pid)
+		return p->status;
+	for (;;) {
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+		if (r == p->pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (now() >= end)
+			return -1;
+		usleep(2000);
+	}
+	p->t_exit = now();
+	p->pid = 0;
+	p->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return p->status;
+}
+
+int harness__stop(struct proc *p, int sig, double timeout_s)
+{
+	if (p->pid)
+		kill(p->pid, sig);
+	return harness__wait(p, timeout_s);
+}
+
+void harness__proc_free(struct proc *p)
+{
+	struct timespec ts;
+
+	if (p->pid && harness__wait(p, 0) < 0) {
+		kill(p->pid, SIGKILL);
+		harness__wait(p, 10);
+	}
+	if (p->fd >= 0) {
+		/* Its children may hold the pipe open: give them a few
+		 * seconds, then stop reading. */
+		deadline_in(&ts, 5);
+		pthread_mutex_lock(&p->m);
+		while (!p->eof)
+			if (pthread_cond_timedwait(&p->cv, &p->m, &ts) ==
+			    ETIMEDOUT)
+				break;
+		bool eof = p->eof;
+		pthread_mutex_unlock(&p->m);
+		if (!eof)
+			pthread_cancel(p->reader);
+		pthread_join(p->reader, NULL);
+		close(p->fd);
+		p->fd = -1;
+	}
+	free(p->out);
+	p->out = NULL;
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->m);
+}
+
+int harness__daemon(struct proc *p, const char *keyfile, char *addr,
+		    size_t addr_len)
+{
+	static const char said[] = "slos host: listening on ";
+
+	if (harness__start(p, "host", "--listen", "127.0.0.1:0", "--key",
+			   keyfile, NULL))
+		return -1;
+	if (!harness__wait_output(p, said, 20 * harness__time_scale()))
+		return -1;
+	pthread_mutex_lock(&p->m);
+	const char *a = strstr(p->out, said) + strlen(said);
+	snprintf(addr, addr_len, "%.*s", (int)strcspn(a, " \r\n"), a);
+	pthread_mutex_unlock(&p->m);
+	return 0;
+}
+
+/* ---- processes, from /proc ---- */
+
+void harness__subreaper(void)
+{
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+/* ppid and state of pid: 0, or -1 if it is gone. */
+static int proc_stat(pid_t pid, pid_t *ppid, char *state)
+{
+	char path[64], buf[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* "pid (comm) S ppid ...": comm may hold anything, even ')' */
+	char *e = strrchr(buf, ')');
+	int pp;
+	if (!e || sscanf(e + 1, " %c %d", state, &pp) != 2)
+		return -1;
+	*ppid = pp;
+	return 0;
+}
+
+/* Its command line, NUL-separated, into buf; the length (0: none). */
+static size_t proc_cmdline(pid_t pid, char *buf, size_t cap)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, cap - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return n;
+}
+
+void harness__describe(pid_t pid, char *out, size_t len)
+{
+	char cmd[512];
+	size_t n = proc_cmdline(pid, cmd, sizeof(cmd));
+
+	for (size_t i = 0; i + 1 < n; i++)
+		if (!cmd[i])
+			cmd[i] = ' ';
+	snprintf(out, len, "%d (%s)", (int)pid, n ? cmd : "?");
+}
+
+static bool runs_slos(pid_t pid, const char *argv1)
+{
+	char cmd[512];
+	size_t n = proc_cmdline(pid, cmd, sizeof(cmd));
+
+	if (!n)
+		return false;
+	const char *base = strrchr(cmd, '/');
+	base = base ? base + 1 : cmd;
+	size_t l0 = strlen(cmd);
+	return !strcmp(base, "slos") && l0 + 1 < n &&
+	       !strcmp(cmd + l0 + 1, argv1);
+}
+
+static int scan(pid_t ancestor, bool direct, const char *argv1, pid_t *out,
+		int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int count = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+		pid_t pp;
+		char st;
+
+		if (*end || pid <= 0 || proc_stat(pid, &pp, &st) || st == 'Z')
+			continue;
+		bool under = pp == ancestor;
+		/* up the tree, a bounded number of steps */
+		for (int k = 0; !direct && !under && pp > 1 && k < 64; k++) {
+			char s2;
+			if (proc_stat(pp, &pp, &s2))
+				break;
+			under = pp == ancestor;
+		}
+		if (!under || (argv1 && !runs_slos(pid, argv1)))
+			continue;
+		if (count < max)
+			out[count] = pid;
+		count++;
+	}
+	closedir(d);
+	return count;
+}
+
+int harness__descendants(pid_t ancestor, const char *argv1, pid_t *out,
+			 int max)
+{
+	return scan(ancestor, false, argv1, out, max);
+}
+
+int harness__children(pid_t parent, pid_t *out, int max)
+{
+	return scan(parent, true, NULL, out, max);
+}
+
+int harness__listen_ports(pid_t pid, unsigned *ports, int max)
+{
+	static const char *const tables[] = { "tcp", "tcp6" };
+	unsigned long inodes[256];
+	int ni = 0, count = 0;
+	char path[320], link[96], line[512];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) && ni < 256) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%s", (int)pid,
+			 e->d_name);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		unsigned long ino;
+		if (sscanf(link, "socket:[%lu]", &ino) == 1)
+			inodes[ni++] = ino;
+	}
+	closedir(d);
+	for (int t = 0; t < 2; t++) {
+		snprintf(path, sizeof(path), "/proc/%d/net/%s", (int)pid,
+			 tables[t]);
+		FILE *f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			char local[64];
+			unsigned st, port;
+			unsigned long ino;
+			/* sl local rem st tx:rx tr:when retr uid timeout inode */
+			if (sscanf(line,
+				   " %*s %63s %*s %x %*s %*s %*s %*s %*s %lu",
+				   local, &st, &ino) != 3 ||
+			    st != 0x0A)
+				continue;
+			char *c = strrchr(local, ':');
+			if (!c || sscanf(c + 1, "%x", &port) != 1)
+				continue;
+			for (int i = 0; i < ni; i++)
+				if (inodes[i] == ino) {
+					if (count < max)
+						ports[count] = port;
+					count++;
+				}
+		}
+		fclose(f);
+	}
+	return count;
 }

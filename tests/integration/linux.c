@@ -122,6 +122,21 @@ restore:
 			    i, q->secs);
 		harness__free(q);
 	}
+	/* The same snapshot over 2 local hosts: its pages start owned by the
+	 * I/O host (read from the file at first touch), the guest's other
+	 * pages are homed page by page on both. */
+	harness__run(&r, 420, NULL, "run", "--restore", snap, "--stats",
+		     "--local-hosts", "2", "--mem-map", "interleave", NULL);
+	cr_expect_eq(r.status, 0, "restore over 2 hosts: status %d after "
+				  "%.0fs:\n%s",
+		     r.status, r.secs, r.out);
+	cr_expect(harness__has(&r, "End of test: SUCCESS"),
+		  "restore over 2 hosts:\n%s", r.out);
+	cr_expect(harness__has(&r, "guest powered off"), "%s", r.out);
+	cr_log_info("restore over 2 hosts: locktorture finished and powered "
+		    "off in %.1f s",
+		    r.secs);
+	harness__free(&r);
 	if (cache)
 		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -177,4 +192,87 @@ Test(linux_guest, initramfs_user_space, .timeout = 600)
 	cr_log_info("initramfs user space up and powered off in %.1f s",
 		    r.secs);
 	harness__free(&r);
+}
+
+/*
+ * The project kernel with its guest RAM homed over 2 or 3 local hosts (one
+ * network namespace each, real TCP, the DSM on every guest access) and its
+ * vCPUs on the I/O host: a torture test runs to its verdict and the guest
+ * powers off. One torture test per boot (they refuse to run together).
+ * The ASan pass (SLOS_NO_STOCK) runs the first only.
+ */
+static void torture_over_hosts(const char *hosts, const char *memmap,
+			       const char *torture)
+{
+	char cmdline[512];
+	struct run r;
+
+	if (access(guest("vmlinux"), R_OK))
+		cr_skip_test("no build/linux/vmlinux");
+	snprintf(cmdline, sizeof(cmdline),
+		 "console=ttyS0 root=/dev/vda rootwait panic=-1 %s", torture);
+	harness__run(&r, 600, NULL, "run", "--kernel", guest("vmlinux"),
+		     "--vcpus", "2", "--mem", "512M", "--stats",
+		     "--local-hosts", hosts, "--mem-map", memmap, "--cmdline",
+		     cmdline, NULL);
+	cr_expect_eq(r.status, 0, "status %d after %.0fs:\n%s", r.status,
+		     r.secs, r.out);
+	cr_expect(harness__has(&r, "End of test: SUCCESS"), "no SUCCESS:\n%s",
+		  r.out);
+	cr_expect(harness__has(&r, "guest powered off"), "%s", r.out);
+	/* pages did cross hosts: host 0 sent DSM requests */
+	cr_expect(!harness__has(&r, "host 0 dsm: faults 0 "), "%s", r.out);
+	cr_log_info("%s over %s hosts (%s): SUCCESS, powered off in %.1f s",
+		    torture, hosts, memmap, r.secs);
+	harness__free(&r);
+}
+
+Test(linux_hosts, locktorture_spinlock_2_hosts, .timeout = 700)
+{
+	torture_over_hosts("2", "contiguous",
+			   "rcutorture.torture_type=none "
+			   "locktorture.torture_type=spin_lock "
+			   "locktorture.shutdown_secs=15 "
+			   "locktorture.stat_interval=5");
+}
+
+Test(linux_hosts, locktorture_mutex_3_hosts_interleaved, .timeout = 700)
+{
+	if (getenv("SLOS_NO_STOCK"))
+		cr_skip_test("once per make test (plain build)");
+	torture_over_hosts("3", "interleave",
+			   "rcutorture.torture_type=none "
+			   "locktorture.torture_type=mutex_lock "
+			   "locktorture.shutdown_secs=15 "
+			   "locktorture.stat_interval=5");
+}
+
+Test(linux_hosts, locktorture_rwsem_2_hosts_interleaved, .timeout = 700)
+{
+	if (getenv("SLOS_NO_STOCK"))
+		cr_skip_test("once per make test (plain build)");
+	torture_over_hosts("2", "interleave",
+			   "rcutorture.torture_type=none "
+			   "locktorture.torture_type=rwsem_lock "
+			   "locktorture.shutdown_secs=15 "
+			   "locktorture.stat_interval=5");
+}
+
+static const char rcu[] = "locktorture.torture_type=none "
+			  "rcutorture.torture_type=rcu "
+			  "rcutorture.shutdown_secs=20 "
+			  "rcutorture.stat_interval=5";
+
+Test(linux_hosts, rcutorture_2_hosts_interleaved, .timeout = 700)
+{
+	if (getenv("SLOS_NO_STOCK"))
+		cr_skip_test("once per make test (plain build)");
+	torture_over_hosts("2", "interleave", rcu);
+}
+
+Test(linux_hosts, rcutorture_3_hosts, .timeout = 700)
+{
+	if (getenv("SLOS_NO_STOCK"))
+		cr_skip_test("once per make test (plain build)");
+	torture_over_hosts("3", "contiguous", rcu);
 }

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: MIT
+/* CL_SPEC's bytes: what a member host is asked to be. Pure, and fuzzed. */
+#include <string.h>
+
+#include "vmm/cluster.h"
+#include "vmm/dsm.h"
+#include "vmm/vm.h"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, v);
+	put32(p + 4, v >> 32);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+void cluster__spec_put(const struct cluster_spec *s, uint8_t *out)
+{
+	put32(out, s->host);
+	put32(out + 4, s->nhosts);
+	put32(out + 8, s->nr_vcpus);
+	put32(out + 12, s->pvm);
+	put64(out + 16, s->mem_size);
+	put64(out + 24, s->host_mem);
+	out[32] = s->interleave;
+	memcpy(out + 33, s->vcpu_map, sizeof(s->vcpu_map));
+}
+
+int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
+		      const char **why)
+{
+	*why = NULL;
+	if (len != CLUSTER_SPEC_SIZE) {
+		*why = "CL_SPEC of the wrong size";
+		return -1;
+	}
+	s->host = get32(in);
+	s->nhosts = get32(in + 4);
+	s->nr_vcpus = get32(in + 8);
+	s->pvm = get32(in + 12);
+	s->mem_size = get64(in + 16);
+	s->host_mem = get64(in + 24);
+	s->interleave = in[32];
+	memcpy(s->vcpu_map, in + 33, sizeof(s->vcpu_map));
+	if (s->nhosts < 2 || s->nhosts > DSM_MAX_HOSTS || !s->host ||
+	    s->host >= s->nhosts)
+		*why = "CL_SPEC: bad host index or count";
+	else if (!s->nr_vcpus || s->nr_vcpus > VM_MAX_VCPUS)
+		*why = "CL_SPEC: bad vCPU count";
+	else if (s->mem_size < (16ULL << 20) || s->mem_size % 4096 ||
+		 s->mem_size > (1ULL << 46) || s->host_mem % 4096)
+		*why = "CL_SPEC: bad memory size";
+	else if (s->pvm > 1 || s->interleave > 1)
+		*why = "CL_SPEC: bad flag";
+	for (unsigned i = 0; !*why && i < VM_MAX_VCPUS; i++)
+		if (i < s->nr_vcpus ? s->vcpu_map[i] >= s->nhosts ||
+					      (!i && s->vcpu_map[i])
+				    : s->vcpu_map[i] != 0)
+			*why = "CL_SPEC: bad vCPU map";
+	return *why ? -1 : 0;
+}
+
