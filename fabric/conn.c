@@ -34,6 +34,9 @@
  * closed at once, so a flood of idle connections costs a bounded number
  * of threads, each for at most the timeout. */
 #define MAX_PENDING 64
+/* Handshakes in progress from one address: one source cannot hold every
+ * slot and keep the hosts' own connections out. */
+#define MAX_PENDING_FROM 8
 /* Frames waiting for fabric__recv: beyond this the reader is not keeping
  * up, and the connection goes down rather than grow without end. */
 #define MAX_QUEUED (16u << 20)
@@ -695,6 +698,7 @@ struct fabric_listener {
 	bool closing;
 	int pending;
 	int pending_fd[MAX_PENDING]; /* -1: free; shut down on close */
+	char pending_from[MAX_PENDING][64]; /* the peer's address, no port */
 	struct ready *ready, **ready_tail;
 };
 
@@ -756,21 +760,37 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 	struct hs_job *j = NULL;
 	pthread_attr_t a;
 	pthread_t t;
-	int slot = -1;
+	int slot = -1, same = 0;
+	char from[64];
+	const char *colon = strrchr(peer, ':');
 
+	snprintf(from, sizeof(from), "%.*s",
+		 colon ? (int)(colon - peer) : (int)strlen(peer), peer);
 	pthread_mutex_lock(&l->lock);
-	for (int i = 0; i < MAX_PENDING && slot < 0; i++)
-		if (l->pending_fd[i] < 0)
-			slot = i;
+	for (int i = 0; i < MAX_PENDING; i++) {
+		if (l->pending_fd[i] < 0) {
+			if (slot < 0)
+				slot = i;
+		} else if (!strcmp(l->pending_from[i], from)) {
+			same++;
+		}
+	}
+	if (same >= MAX_PENDING_FROM)
+		slot = -1;
 	if (slot >= 0 && (j = malloc(sizeof(*j)))) {
 		l->pending_fd[slot] = fd;
+		snprintf(l->pending_from[slot], sizeof(l->pending_from[slot]),
+			 "%s", from);
 		l->pending++;
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (slot < 0 || !j) {
 		fabric__log(peer, "refused: %s; connection closed",
-			    slot < 0 ? "too many handshakes in progress"
-				     : "out of memory");
+			    same >= MAX_PENDING_FROM
+				    ? "too many handshakes in progress from "
+				      "its address"
+			    : slot < 0 ? "too many handshakes in progress"
+				       : "out of memory");
 		close(fd);
 		return;
 	}

@@ -507,11 +507,16 @@ static void on_down(struct fabric_conn *c, int err, const char *why,
 	home_of(cl, pe->idx < 0 ? 0 : pe->idx, pages, sizeof(pages));
 	if (pe->idx == 0)
 		stop_vm(cl, VM_EXIT_CRASH, "lost the I/O host: %s", why);
-	else
+	else if (cl->self == 0)
 		stop_vm(cl, VM_EXIT_CRASH,
 			"host %d (%s) is gone (%s): the guest pages it is home "
 			"to (%s) are unreachable",
-			pe->idx, fabric__peer(c), why, pages);
+			pe->idx, cl->addr[pe->idx], why, pages);
+	else /* host 0 names this host; the address is a mesh port */
+		stop_vm(cl, VM_EXIT_CRASH,
+			"host %d is gone (%s): the guest pages it is home to "
+			"(%s) are unreachable",
+			pe->idx, why, pages);
 }
 
 
@@ -522,8 +527,18 @@ static int dsm_send(void *arg, unsigned to, const struct dsm_msg *m)
 	struct cluster *cl = arg;
 	uint8_t buf[DSM_WIRE_MAX];
 	size_t n = dsm__encode(m, buf);
+	int r = send_to(cl, to, FABRIC_MSG_DSM_FIRST, buf, n);
 
-	return send_to(cl, to, FABRIC_MSG_DSM_FIRST, buf, n);
+	/* Before the engine's own, vaguer, error: which host and why. */
+	if (r && !atomic_load(&cl->stopping))
+		stop_vm(cl, VM_EXIT_CRASH,
+			"host %u is unreachable (%s): the DSM cannot send it "
+			"%s for guest page 0x%llx",
+			to,
+			cl->conn[to] ? fabric__down_why(cl->conn[to])
+				     : "not connected",
+			dsm__msg_name(m->type), (unsigned long long)m->gpa);
+	return r;
 }
 
 static void dsm_error(void *arg, const char *why)
@@ -978,12 +993,13 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	memcpy(cl->key, key, FABRIC_KEY_SIZE);
 	if (fabric__start(c, &(struct fabric_handler){ .frame = on_frame,
 						       .down = on_down,
-						       .arg = &cl->peer[0] }))
-		return VM_EXIT_CRASH;
-	if (wait_until(cl, got_spec, 10000)) {
-		fprintf(stderr, "slos: host: no VM spec from %s: %s\n",
-			fabric__peer(c), cl->fail_why);
+						       .arg = &cl->peer[0] }) ||
+	    wait_until(cl, got_spec, 10000)) {
+		fprintf(stderr, "slos: host: no VM spec from %s%s%s\n",
+			fabric__peer(c), cl->fail_why[0] ? ": " : "",
+			cl->fail_why);
 		fabric__close(c);
+		free(cl);
 		return VM_EXIT_USAGE;
 	}
 	cl->self = cl->spec.host;

@@ -110,9 +110,21 @@ static int hosts_parse(struct vm_config *c, const char *vmap, char *err,
 		if (!c->key_file)
 			return bad(err, errlen,
 				   "--hosts needs --key FILE (the VM's key)");
+		size_t l = strlen(c->hosts);
+		if (!l || c->hosts[0] == ',' || c->hosts[l - 1] == ',' ||
+		    strstr(c->hosts, ",,"))
+			return bad(err, errlen,
+				   "--hosts '%s': ADDR:PORT,ADDR:PORT,... with "
+				   "no empty entry",
+				   c->hosts);
 	}
-	if (c->local_hosts)
+	if (c->local_hosts) {
+		if (c->key_file)
+			return bad(err, errlen,
+				   "--key goes with --hosts (--local-hosts "
+				   "makes the VM's key itself)");
 		c->nhosts = c->local_hosts;
+	}
 	if (c->nr_vcpus > VM_MAX_VCPUS && c->nhosts > 1)
 		return bad(err, errlen, "--vcpus: at most %d over hosts",
 			   VM_MAX_VCPUS);

@@ -352,10 +352,16 @@ void harness__proc_free(struct proc *p)
 int harness__daemon(struct proc *p, const char *keyfile, char *addr,
 		    size_t addr_len)
 {
+	return harness__daemon_at(p, "127.0.0.1:0", keyfile, addr, addr_len);
+}
+
+int harness__daemon_at(struct proc *p, const char *listen,
+		       const char *keyfile, char *addr, size_t addr_len)
+{
 	static const char said[] = "slos host: listening on ";
 
-	if (harness__start(p, "host", "--listen", "127.0.0.1:0", "--key",
-			   keyfile, NULL))
+	if (harness__start(p, "host", "--listen", listen, "--key", keyfile,
+			   NULL))
 		return -1;
 	if (!harness__wait_output(p, said, 20 * harness__time_scale()))
 		return -1;

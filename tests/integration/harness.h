@@ -80,6 +80,9 @@ void harness__proc_free(struct proc *p);
  * 0, or -1 (with its output in p) if it did not say it listens. */
 int harness__daemon(struct proc *p, const char *keyfile, char *addr,
 		    size_t addr_len);
+/* The same on `listen` ("ADDR:0" picks a free port). */
+int harness__daemon_at(struct proc *p, const char *listen,
+		       const char *keyfile, char *addr, size_t addr_len);
 
 /* Orphans of this process's descendants come to it (PR_SET_CHILD_
  * SUBREAPER), so harness__descendants still sees what they leave. */
