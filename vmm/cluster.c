@@ -1065,11 +1065,13 @@ void cluster__print_stats(struct vm *vm)
 		return;
 	dsm__stats(&cl->dsm, &s);
 	fprintf(stderr,
-		"slos: host %u dsm: faults %llu read_req %llu write_req %llu "
+		"slos: host %u dsm: faults %llu (already valid %llu, already "
+		"asked %llu) read_req %llu write_req %llu "
 		"upgrades %llu; sent %llu (%llu KiB of pages, %llu zero); "
 		"received %llu; inv %llu fwd %llu; evicted %llu S %llu M; "
 		"home served %llu queued %llu\n",
 		cl->self, (unsigned long long)s.faults,
+		(unsigned long long)s.hits, (unsigned long long)s.waits,
 		(unsigned long long)s.read_req, (unsigned long long)s.write_req,
 		(unsigned long long)s.upgrades, (unsigned long long)s.tx,
 		(unsigned long long)(s.tx_bytes >> 10),

@@ -348,6 +348,7 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 			send(d, home, DSM_WRITE_REQ, gpa);
 			ST_ADD(d, upgrades, 1);
 		} else {
+			ST_ADD(d, hits, 1);
 			op_check(d, d->ops.wake(d->ops.arg, gpa), "wake", gpa);
 		}
 		break;
@@ -366,11 +367,13 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 					 "install", gpa);
 			break;
 		}
+		ST_ADD(d, hits, 1);
 		op_check(d, d->ops.wake(d->ops.arg, gpa), "wake", gpa);
 		break;
 	default:
 		/* A request is out: its answer wakes every waiter, and a
 		 * writer woken by a read-only grant faults again. */
+		ST_ADD(d, waits, 1);
 		break;
 	}
 	pthread_mutex_unlock(page_lock(d, gpa));

@@ -77,7 +77,7 @@ struct dsm_config {
 };
 
 struct dsm_stats {
-	uint64_t faults, read_req, write_req, upgrades;
+	uint64_t faults, hits, waits, read_req, write_req, upgrades;
 	uint64_t rx, tx, tx_bytes, zero_tx;
 	uint64_t inv, fwd, evict_s, evict_m;
 	uint64_t dir_served, dir_queued;
