@@ -31,6 +31,8 @@
  *
  * usage: dsm-fault [--slos BIN] [--testos ELF] [--n N] [--tcp-n N]
  *                  [--mem SIZE] [--strict] [--verbose]
+ *   --strict: exit 3 when a target is missed; --verbose: echo slos's
+ *   output (prefixed `  | `) to stderr.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,7 +64,7 @@
 #define REQ_SIZE    64
 #define REPLY_SIZE  4096
 #define WARMUP	    1000
-#define RUN_SECS    100 /* one slos run, at most */
+#define RUN_SECS    100	  /* one slos run, at most */
 #define HOLD_MS	    60000 /* the guest waits this long for the TCP floor */
 #define VM_ID	    0xd5f0fa17ULL
 #define TARGET_P50  1.3
@@ -93,14 +95,15 @@ static void end_children(void)
 	}
 }
 
+static __attribute__((noreturn)) void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
 static void on_signal(int sig)
 {
 	end_children(); /* kill and waitpid are async-signal-safe */
 	_exit(128 + sig);
 }
 
-static __attribute__((noreturn)) void die(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
 static void die(const char *fmt, ...)
 {
 	va_list ap;
@@ -173,9 +176,9 @@ static double cpu_secs(pid_t pid)
 	fclose(f);
 	p = strrchr(buf, ')');
 	/* after ") ": state(3) ... utime is field 14, stime 15 */
-	if (p && sscanf(p + 2,
-			"%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-			&ut, &st) == 2)
+	if (p &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) == 2)
 		return (double)(ut + st) / sysconf(_SC_CLK_TCK);
 	return 0;
 }
@@ -189,7 +192,7 @@ struct figs {
 };
 
 struct result {
-	struct figs local, read, write;
+	struct figs local, local_read, read, write;
 	double seq_mib, seq_ns_page;
 	bool have_seq, held;
 	char dsm_stats[512];
@@ -218,21 +221,21 @@ static bool parse_figs(const char *line, const char *kind, struct figs *f)
 
 static void measure_floor_b(struct result *r, int n);
 
-static void on_line(const char *line, struct result *r, int stdin_fd,
-		    int tcp_n)
+static void on_line(const char *line, struct result *r, int stdin_fd, int tcp_n)
 {
 	const char *s;
 
 	if (verbose)
 		fprintf(stderr, "  | %s\n", line);
 	if (parse_figs(line, "local", &r->local) ||
+	    parse_figs(line, "local-read", &r->local_read) ||
 	    parse_figs(line, "read", &r->read) ||
 	    parse_figs(line, "write", &r->write))
 		return;
 	if ((s = strstr(line, "dsm-fault: seqread n="))) {
 		s = strstr(s, "ns_per_page=");
-		if (s && sscanf(s, "ns_per_page=%lf MiB_s=%lf",
-				&r->seq_ns_page, &r->seq_mib) == 2)
+		if (s && sscanf(s, "ns_per_page=%lf MiB_s=%lf", &r->seq_ns_page,
+				&r->seq_mib) == 2)
 			r->have_seq = true;
 		return;
 	}
@@ -268,12 +271,12 @@ static void run_slos(char *const argv[], bool with_stdin, struct result *r,
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(127);
+		int null = open("/dev/null", O_RDONLY);
+
 		dup2(out[1], STDOUT_FILENO);
 		dup2(out[1], STDERR_FILENO);
-		if (with_stdin)
-			dup2(in[0], STDIN_FILENO);
-		else
-			close(STDIN_FILENO);
+		dup2(with_stdin ? in[0] : null, STDIN_FILENO);
+		signal(SIGPIPE, SIG_DFL);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -589,9 +592,8 @@ static void row(const char *what, double p50, double p99, double s50,
 
 static __attribute__((noreturn)) void usage(void)
 {
-	fprintf(stderr,
-		"usage: dsm-fault [--slos BIN] [--testos ELF] [--n N] "
-		"[--tcp-n N] [--mem SIZE] [--strict] [--verbose]\n");
+	fprintf(stderr, "usage: dsm-fault [--slos BIN] [--testos ELF] [--n N] "
+			"[--tcp-n N] [--mem SIZE] [--strict] [--verbose]\n");
 	exit(2);
 }
 
@@ -663,8 +665,8 @@ int main(int argc, char **argv)
 	snprintf(membuf, sizeof(membuf), "%lluM", mem_bytes >> 20);
 	snprintf(cmd1, sizeof(cmd1), "test=dsm-fault mode=local n=%d", n);
 	char *argv1[] = {(char *)slos, "run", "--kernel", (char *)testos,
-			 "--vcpus", "1", "--mem", membuf, "--cmdline", cmd1,
-			 NULL};
+			 "--vcpus",    "1",   "--mem",	  membuf,
+			 "--cmdline",  cmd1,  NULL};
 	run_slos(argv1, false, &a, 0, "local run");
 	if (!a.local.have)
 		die("local run: no `dsm-fault: local` line");
@@ -673,10 +675,11 @@ int main(int argc, char **argv)
 	snprintf(cmd2, sizeof(cmd2),
 		 "test=dsm-fault mode=remote n=%d base=0x%llx hold=%d", n,
 		 mem_bytes / 2, HOLD_MS);
-	char *argv2[] = {(char *)slos, "run", "--kernel", (char *)testos,
-			 "--local-hosts", "2", "--vcpus", "2", "--vcpu-map",
-			 "0,1", "--mem", membuf, "--stats", "--cmdline", cmd2,
-			 NULL};
+	char *argv2[] = {
+	    (char *)slos,    "run",	  "--kernel", (char *)testos,
+	    "--local-hosts", "2",	  "--vcpus",  "2",
+	    "--vcpu-map",    "0,1",	  "--mem",    membuf,
+	    "--stats",	     "--cmdline", cmd2,	      NULL};
 	run_slos(argv2, true, &b, tcp_n, "2-host run");
 	if (!b.read.have || !b.write.have || !b.have_seq || !b.local.have)
 		die("2-host run: missing figures");
@@ -690,13 +693,13 @@ int main(int argc, char **argv)
 
 	printf("dsm-fault: n=%d pages per set, --mem %s, load average %s\n", n,
 	       membuf, lbuf);
-	printf("  %-44s %12s %12s   %6s   %6s\n", "", "p50", "p99",
-	       "/sum50", "/sum99");
+	printf("  %-44s %12s %12s   %6s   %6s\n", "", "p50", "p99", "/sum50",
+	       "/sum99");
 	printf("floors:\n");
-	row("A local fault (1 host, UFFDIO_COPY)", a.local.p50, a.local.p99,
-	    0, 0);
-	row("B TCP 64 B -> 4 KiB, host 0 -> host 1 netns", b.tcp50, b.tcp99,
-	    0, 0);
+	row("A local fault (1 host, UFFDIO_COPY)", a.local.p50, a.local.p99, 0,
+	    0);
+	row("B TCP 64 B -> 4 KiB, host 0 -> host 1 netns", b.tcp50, b.tcp99, 0,
+	    0);
 	row("A + B (floor sum)", s50, s99, 0, 0);
 	printf("remote faults (vCPU 0 on host 0, pages homed and written on "
 	       "host 1):\n");
@@ -707,10 +710,13 @@ int main(int argc, char **argv)
 	       "sequential remote read", b.seq_mib, b.seq_ns_page / 1e3,
 	       b.seq_ns_page / s50, 4096.0 / s50 * 1e9 / 1048576);
 	printf("for reference:\n");
+	if (a.local_read.have)
+		row("local read fault (1 host)", a.local_read.p50,
+		    a.local_read.p99, s50, s99);
 	row("local fault through the DSM (2 hosts, home)", b.local.p50,
 	    b.local.p99, s50, s99);
-	row("fabric round trip (sealed, io_uring), same", b.fab50, b.fab99,
-	    s50, s99);
+	row("fabric round trip (sealed, io_uring), same", b.fab50, b.fab99, s50,
+	    s99);
 	printf("  (slos used %.0f%% of a CPU while the TCP floor ran; n=%d "
 	       "round trips after %d warm-up)\n",
 	       b.vm_cpu * 100, b.tcp_n, WARMUP);
@@ -719,8 +725,8 @@ int main(int argc, char **argv)
 		const char *q = strstr(b.dsm_stats, "read_req ");
 
 		printf("  slos: %s\n", b.dsm_stats);
-		if (q && sscanf(q, "read_req %llu write_req %llu", &rq, &wq) ==
-			     2 &&
+		if (q &&
+		    sscanf(q, "read_req %llu write_req %llu", &rq, &wq) == 2 &&
 		    rq < (unsigned long long)n)
 			printf("  note: host 0 sent %llu READ_REQ and %llu "
 			       "WRITE_REQ: the guest's reads reached the DSM "

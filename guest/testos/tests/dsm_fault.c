@@ -8,19 +8,29 @@
  *  1. CPU 1 writes every word of every page of the three sets (an
  *     address-derived pattern, never all zero), so each page is held in M
  *     by its home host and a transfer carries a real 4 KiB payload.
- *  2. Barrier; CPU 1 is done (it parks). CPU 0, on the other host:
+ *  2. CPU 1 is done (it parks); CPU 0, on the other host, waited halted
+ *     for it and now, alone:
  *     - local:   writes one word of each of `n` fresh pages of low free RAM
  *                (homed on its own host): a first write served locally;
+ *     - local-read: reads one word of each of `n` more fresh pages;
  *     - read:    reads one word of each page of the first set (a remote
- *                read fault: READ_REQ, the home forwards to itself, DATA);
+ *                read fault: READ_REQ, the home forwards to itself, DATA;
+ *                but see docs/performance.md: KVM may report it to
+ *                userfaultfd as a write);
  *     - write:   writes one word of each page of the second set (a remote
  *                write fault: the page leaves its home in M);
  *     - seqread: reads every word of the third set, page after page: the
  *                throughput of sequential remote reads, in MiB/s.
  *     Every value read is checked against the pattern.
- * mode=local (the default with 1 CPU; CPU 0 only): the `local` figure
- * alone. On one host that is the fault engine placing a zeroed 4 KiB page
- * with UFFDIO_COPY: the floor of any fault served through userfaultfd.
+ * mode=local (the default with 1 CPU; CPU 0 only): `local` and
+ * `local-read` alone. On one host `local` is the fault engine placing a
+ * zeroed 4 KiB page with UFFDIO_COPY: the floor of any fault served
+ * through userfaultfd.
+ *
+ * share=1 (remote): then CPU 1 reads the first set again, and CPU 0 reads
+ * it once more, timed (`reread`): with read sharing both hosts keep their
+ * copies (S) and these reads hit; if reads take pages over (M), each one
+ * faults again.
  *
  * hold=MS: afterwards CPU 0 prints `dsm-fault: hold` and waits (halted, a
  * 2 ms timer tick) until a byte arrives on COM1 or MS pass, so that the
@@ -37,12 +47,13 @@
 #define LSR_DR	   0x01
 #define SEED	   0x5105d5f0a17c0de5ULL
 
-#define FILL_MS	   120000 /* CPU 1 filling the sets: seconds at most */
+#define FILL_MS 120000 /* CPU 1 filling the sets: seconds at most */
 
 static volatile uint32_t ready;
 static volatile uint64_t filled; /* CPU 1 wrote the sets */
-static uint64_t base, npages, set_pages;
-static int remote;
+static volatile uint64_t phase;	 /* share=1: 1 CPU 1 may re-read, 2 done */
+static uint64_t base, npages, set_pages, share_bad;
+static int remote, share;
 
 static inline uint64_t pattern(uint64_t addr)
 {
@@ -92,30 +103,21 @@ static void fill_sets(void)
 		*(volatile uint64_t *)a = pattern(a);
 }
 
-static void ns_fmt(char *buf, size_t len, uint64_t cycles)
-{
-	snprintf(buf, len, "%lu", cycles_to_ns(cycles));
-}
-
 /* `dsm-fault: KIND n=.. p50_ns=.. p99_ns=.. min_ns=.. p90_ns=.. max_ns=..
- * mean_ns=..` (bench/dsm-fault parses it). */
+ * mean_ns=..` (bench/dsm-fault parses it). Sorts v. */
 static void report(const char *kind, uint64_t *v, uint64_t n)
 {
-	char p50[24], p99[24], mn[24], p90[24], mx[24], mean[24];
 	uint64_t sum = 0;
 
 	for (uint64_t i = 0; i < n; i++)
 		sum += v[i];
 	stats_sort(v, n);
-	ns_fmt(p50, sizeof(p50), stats_pct(v, n, 50));
-	ns_fmt(p99, sizeof(p99), stats_pct(v, n, 99));
-	ns_fmt(mn, sizeof(mn), v[0]);
-	ns_fmt(p90, sizeof(p90), stats_pct(v, n, 90));
-	ns_fmt(mx, sizeof(mx), v[n - 1]);
-	ns_fmt(mean, sizeof(mean), sum / n);
-	tprintf("dsm-fault: %s n=%lu p50_ns=%s p99_ns=%s min_ns=%s p90_ns=%s "
-		"max_ns=%s mean_ns=%s\n",
-		kind, n, p50, p99, mn, p90, mx, mean);
+	tprintf("dsm-fault: %s n=%lu p50_ns=%lu p99_ns=%lu min_ns=%lu "
+		"p90_ns=%lu max_ns=%lu mean_ns=%lu\n",
+		kind, n, cycles_to_ns(stats_pct(v, n, 50)),
+		cycles_to_ns(stats_pct(v, n, 99)), cycles_to_ns(v[0]),
+		cycles_to_ns(stats_pct(v, n, 90)), cycles_to_ns(v[n - 1]),
+		cycles_to_ns(sum / n));
 }
 
 /* One timed write of one word per page of [lo, lo + (WARM + n) pages);
@@ -142,8 +144,8 @@ static uint64_t time_reads(uint64_t lo, uint64_t n, uint64_t *v, int fresh)
 	uint64_t bad = 0;
 
 	for (uint64_t i = 0; i < WARM + n; i++) {
-		volatile uint64_t *p = (volatile uint64_t *)(lo + i * PAGE +
-							     (i * 8 % PAGE));
+		volatile uint64_t *p =
+		    (volatile uint64_t *)(lo + i * PAGE + (i * 8 % PAGE));
 		uint64_t t0 = rdtsc_ordered(), x = *p;
 		uint64_t t1 = rdtsc_ordered();
 
@@ -169,7 +171,8 @@ static uint64_t check_written(uint64_t lo, uint64_t n, int patterned)
 	return bad;
 }
 
-/* Every word of every page, in order: MiB/s ×1000 and bad words. */
+/* Every word of every page, in order, after WARM untimed pages: the time
+ * in *cycles; returns the number of bad words. */
 static uint64_t seq_read(uint64_t lo, uint64_t n, uint64_t *cycles)
 {
 	uint64_t bad = 0, t0;
@@ -183,6 +186,19 @@ static uint64_t seq_read(uint64_t lo, uint64_t n, uint64_t *cycles)
 		bad += *(volatile uint64_t *)a != pattern(a);
 	*cycles = rdtsc_ordered() - t0;
 	return bad;
+}
+
+/* Halted until *p == want (2 ms ticks); 1 after FILL_MS. */
+static int wait_for(volatile uint64_t *p, uint64_t want)
+{
+	uint64_t dl = deadline_in_ms(FILL_MS), v;
+
+	while ((v = __atomic_load_n(p, __ATOMIC_ACQUIRE)) != want) {
+		if (past(dl))
+			return 1;
+		usys(SYS_WAIT, (long)p, (long)v, 0);
+	}
+	return 0;
 }
 
 static void hold(uint64_t ms)
@@ -217,6 +233,7 @@ static int setup(struct tctx *t)
 		return tfail(t, "mode= must be remote or local");
 	if (remote && t->ncpus < 2)
 		return tfail(t, "mode=remote needs >= 2 cpus");
+	share = targ("share", 0) != 0;
 	npages = targ("n", 2000);
 	if (!npages || npages > 1000000)
 		return tfail(t, "n must be 1..1000000");
@@ -242,26 +259,36 @@ static int dsm_fault(struct tctx *t)
 	if (t->cpu == 1 && remote) {
 		fill_sets();
 		__atomic_store_n(&filled, 1, __ATOMIC_RELEASE);
+		if (!share)
+			return 0;
+		/* share=1: read set 1 again once CPU 0 has read it. */
+		if (wait_for(&phase, 1))
+			return tfail(t, "cpu 0 never finished its reads");
+		for (uint64_t i = 0; i < set_pages; i++) {
+			volatile uint64_t *p =
+			    (volatile uint64_t *)(set_start(0) + i * PAGE);
+			share_bad += *p != pattern((uint64_t)p);
+		}
+		__atomic_store_n(&phase, 2, __ATOMIC_RELEASE);
+		return 0;
 	}
 	if (t->cpu != 0)
 		return 0;
 	/* Halted meanwhile (2 ms ticks), not spinning: CPU 1 and its host's
 	 * fault handling get the host CPUs. */
-	for (uint64_t dl = deadline_in_ms(FILL_MS);
-	     remote && !__atomic_load_n(&filled, __ATOMIC_ACQUIRE);) {
-		if (past(dl))
-			return tfail(t, "cpu 1 did not fill the sets in %d s",
-				     FILL_MS / 1000);
-		usys(SYS_WAIT, (long)&filled, 0, 0);
-	}
+	if (remote && wait_for(&filled, 1))
+		return tfail(t, "cpu 1 did not fill the sets in %d s",
+			     FILL_MS / 1000);
 
 	/* Samples, then the local set right after them, both low in free
 	 * RAM (on CPU 0's home host) and written here first. */
 	v = ram_alloc(npages * sizeof(*v));
 	lo = v ? (uint64_t)ram_alloc(2 * set_pages * PAGE) : 0;
 	if (!lo || (remote && lo + 2 * set_pages * PAGE > base))
-		return tfail(t, "no room below base=%lx for the samples and "
-				"%lu local pages", base, set_pages);
+		return tfail(t,
+			     "no room below base=%lx for the samples and "
+			     "%lu local pages",
+			     base, set_pages);
 	for (uint64_t i = 0; i < npages; i++)
 		v[i] = 0;
 	tprintf("dsm-fault: mode=%s cpus=%u n=%lu local=%lx set=%lx-%lx "
@@ -284,12 +311,21 @@ static int dsm_fault(struct tctx *t)
 		bad += seq_read(set_start(2), npages, &cycles);
 		uint64_t ns = cycles_to_ns(cycles);
 		/* MiB/s with 3 decimals: bytes/s * 1000 / 2^20. */
-		uint64_t mibk = ns ? npages * PAGE * 1000000000ULL / ns *
-					     1000 / 1048576
-				   : 0;
+		uint64_t mibk =
+		    ns ? npages * PAGE * 1000000000ULL / ns * 1000 / 1048576
+		       : 0;
 		tprintf("dsm-fault: seqread n=%lu ns=%lu ns_per_page=%lu "
 			"MiB_s=%lu.%03lu\n",
 			npages, ns, ns / npages, mibk / 1000, mibk % 1000);
+	}
+	if (remote && share) {
+		/* Both hosts have now read set 1: with read sharing each holds
+		 * it in S and these reads all hit. */
+		__atomic_store_n(&phase, 1, __ATOMIC_RELEASE);
+		if (wait_for(&phase, 2))
+			return tfail(t, "cpu 1 did not re-read set 1");
+		bad += time_reads(set_start(0), npages, v, 0) + share_bad;
+		report("reread", v, npages);
 	}
 	if (hold_ms)
 		hold(hold_ms);
