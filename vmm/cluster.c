@@ -797,7 +797,8 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 			.nr_vcpus = vm->cfg.nr_vcpus, .pvm = vm->pvm,
 			.mem_size = vm->cfg.mem_size,
 			.host_mem = vm->cfg.host_mem,
-			.interleave = vm->cfg.interleave,
+			.flags = (vm->cfg.interleave ? CLUSTER_INTERLEAVE : 0) |
+				 (vm->cfg.stats ? CLUSTER_STATS : 0),
 		};
 		memcpy(s.vcpu_map, vm->cfg.vcpu_map, sizeof(s.vcpu_map));
 		cluster__spec_put(&s, spec);
@@ -1007,7 +1008,8 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	cfg = (struct vm_config){
 		.nr_vcpus = cl->spec.nr_vcpus, .mem_size = cl->spec.mem_size,
 		.pvm = cl->spec.pvm, .fabric = "tcp", .host = cl->self,
-		.nhosts = cl->n, .interleave = cl->spec.interleave,
+		.nhosts = cl->n, .interleave = cl->spec.flags & CLUSTER_INTERLEAVE,
+		.stats = cl->spec.flags & CLUSTER_STATS,
 		.host_mem = cl->spec.host_mem, .member = cl,
 		.profile_us = 10000,
 	};
@@ -1052,6 +1054,8 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 out:
 	vm__stop(&vm, VM_EXIT_CRASH, NULL);
 	status = vm__wait(&vm);
+	if (cfg.stats)
+		cluster__print_stats(&vm);
 	vm__exit(&vm);
 	return status;
 }

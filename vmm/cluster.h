@@ -51,9 +51,11 @@ enum {
 struct cluster_spec {
 	uint32_t host, nhosts, nr_vcpus, pvm;
 	uint64_t mem_size, host_mem;
-	uint8_t interleave;
+	uint8_t flags; /* CLUSTER_INTERLEAVE | CLUSTER_STATS */
 	uint8_t vcpu_map[256];
 };
+#define CLUSTER_INTERLEAVE 1 /* --mem-map interleave */
+#define CLUSTER_STATS	   2 /* --stats: the member prints its own */
 #define CLUSTER_SPEC_SIZE (4 * 4 + 2 * 8 + 1 + 256)
 void cluster__spec_put(const struct cluster_spec *s, uint8_t *out);
 /* Untrusted bytes: 0, or -1 with why. */

@@ -36,7 +36,7 @@ void cluster__spec_put(const struct cluster_spec *s, uint8_t *out)
 	put32(out + 12, s->pvm);
 	put64(out + 16, s->mem_size);
 	put64(out + 24, s->host_mem);
-	out[32] = s->interleave;
+	out[32] = s->flags;
 	memcpy(out + 33, s->vcpu_map, sizeof(s->vcpu_map));
 }
 
@@ -54,7 +54,7 @@ int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
 	s->pvm = get32(in + 12);
 	s->mem_size = get64(in + 16);
 	s->host_mem = get64(in + 24);
-	s->interleave = in[32];
+	s->flags = in[32];
 	memcpy(s->vcpu_map, in + 33, sizeof(s->vcpu_map));
 	if (s->nhosts < 2 || s->nhosts > DSM_MAX_HOSTS || !s->host ||
 	    s->host >= s->nhosts)
@@ -64,7 +64,7 @@ int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
 	else if (s->mem_size < (16ULL << 20) || s->mem_size % 4096 ||
 		 s->mem_size > (1ULL << 46) || s->host_mem % 4096)
 		*why = "CL_SPEC: bad memory size";
-	else if (s->pvm > 1 || s->interleave > 1)
+	else if (s->pvm > 1 || s->flags > (CLUSTER_INTERLEAVE | CLUSTER_STATS))
 		*why = "CL_SPEC: bad flag";
 	for (unsigned i = 0; !*why && i < VM_MAX_VCPUS; i++)
 		if (i < s->nr_vcpus ? s->vcpu_map[i] >= s->nhosts ||
