@@ -47,6 +47,9 @@ struct cluster {
 	struct fabric_conn *accepted[DSM_MAX_HOSTS];
 	char addr[DSM_MAX_HOSTS][ADDR_LEN];
 	struct fabric_listener *mesh;
+	/* Sends hold it to read; teardown takes a connection out under it,
+	 * so no handler posts to a connection being freed. */
+	pthread_rwlock_t conn_lock;
 	struct dsm dsm;
 	struct dsm_mem dm;
 	struct fault_source src;
@@ -165,7 +168,8 @@ static int wait_until(struct cluster *cl, bool (*cond)(struct cluster *),
 		t.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&cl->lock);
-	while (!cond(cl) && !cl->fail_why[0] && !r)
+	while (!cond(cl) && !cl->fail_why[0] && !r &&
+	       !atomic_load(&cl->stopping))
 		r = pthread_cond_timedwait(&cl->cv, &cl->lock, &t);
 	r = cond(cl) ? 0 : -1;
 	pthread_mutex_unlock(&cl->lock);
@@ -191,9 +195,15 @@ static void set_fail(struct cluster *cl, const char *fmt, ...)
 static int send_to(struct cluster *cl, unsigned to, uint16_t type,
 		   const void *p, size_t len)
 {
-	if (to >= cl->n || !cl->conn[to])
-		return -ENOTCONN;
-	return fabric__post(cl->conn[to], type, p, len);
+	int r = -ENOTCONN;
+
+	if (to >= cl->n)
+		return r;
+	pthread_rwlock_rdlock(&cl->conn_lock);
+	if (cl->conn[to])
+		r = fabric__post(cl->conn[to], type, p, len);
+	pthread_rwlock_unlock(&cl->conn_lock);
+	return r;
 }
 
 /* ---- stopping ---- */
@@ -737,6 +747,7 @@ static struct cluster *cluster_new(struct vm *vm, unsigned self, unsigned n)
 	cl->self = self;
 	cl->n = n;
 	pthread_mutex_init(&cl->lock, NULL);
+	pthread_rwlock_init(&cl->conn_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1095,16 +1106,23 @@ void cluster__exit(struct vm *vm)
 	atomic_store(&cl->stopping, true);
 	if (cl->mesh)
 		fabric__listener_close(cl->mesh);
-	for (unsigned h = 0; h < DSM_MAX_HOSTS; h++)
-		if (cl->conn[h])
-			fabric__close(cl->conn[h]);
-	for (unsigned k = 0; k < DSM_MAX_HOSTS; k++) {
-		bool used = false;
-		for (unsigned h = 0; h < DSM_MAX_HOSTS; h++)
-			used |= cl->accepted[k] && cl->accepted[k] == cl->conn[h];
-		if (cl->accepted[k] && !used)
-			fabric__close(cl->accepted[k]);
+	/* Every connection's I/O thread is joined (no DSM input after
+	 * this), then the fault thread, and only then is the DSM freed. */
+	for (unsigned h = 0; h < DSM_MAX_HOSTS; h++) {
+		pthread_rwlock_wrlock(&cl->conn_lock);
+		struct fabric_conn *c = cl->conn[h];
+		cl->conn[h] = NULL;
+		pthread_rwlock_unlock(&cl->conn_lock);
+		for (unsigned k = 0; k < DSM_MAX_HOSTS; k++)
+			if (cl->accepted[k] == c)
+				cl->accepted[k] = NULL;
+		if (c)
+			fabric__close(c);
 	}
+	for (unsigned k = 0; k < DSM_MAX_HOSTS; k++)
+		if (cl->accepted[k])
+			fabric__close(cl->accepted[k]);
+	fault__exit(&vm->fault);
 	if (cl->dsm_on)
 		dsm__exit(&cl->dsm);
 	vm->cl = NULL;

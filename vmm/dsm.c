@@ -336,6 +336,10 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 	unsigned home = dsm__home(d, gpa);
 	switch (d->state[p]) {
 	case DSM_I:
+		/* Dropped since the check above (an INV, a forward): the slot
+		 * is taken now, the budget made good by the next miss. */
+		if (!reserved)
+			atomic_fetch_add(&d->used, 1);
 		d->state[p] = write ? DSM_IM_D : DSM_IS_D;
 		reserved = false;
 		send(d, home, write ? DSM_WRITE_REQ : DSM_READ_REQ, gpa);
