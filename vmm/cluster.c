@@ -88,29 +88,8 @@ int cluster__dead_ms(void)
 	return ms;
 }
 
-/* ---- little-endian fields ---- */
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (8 * i);
-}
 
-static uint32_t get32(const uint8_t *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, v);
-	put32(p + 4, v >> 32);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE],
 		      char *why, size_t why_len)
@@ -259,7 +238,7 @@ void cluster__stopping(struct vm *vm, int status, const char *why)
 		return;
 	if (!cl->stop_from_peer) {
 		size_t n = why ? strnlen(why, 199) : 0;
-		put32(buf, status);
+		cl_put32(buf, status);
 		memcpy(buf + 4, why ? why : "", n);
 		for (unsigned h = 0; h < cl->n; h++)
 			if (h != cl->self && cl->conn[h])
@@ -305,7 +284,7 @@ static void on_io(struct cluster *cl, struct peer *pe, const uint8_t *p,
 	}
 	unsigned size = p[5];
 	bool mmio = p[4], wr = p[6];
-	uint64_t addr = get64(p + 8);
+	uint64_t addr = cl_get64(p + 8);
 	uint8_t data[8];
 	if ((size != 1 && size != 2 && size != 4 && size != 8) ||
 	    p[4] > 1 || p[6] > 1 || (!mmio && addr > 0xffff)) {
@@ -321,7 +300,7 @@ static void on_io(struct cluster *cl, struct peer *pe, const uint8_t *p,
 
 static void on_io_done(struct cluster *cl, const uint8_t *p, size_t len)
 {
-	uint32_t slot = len == 12 ? get32(p) : IO_SLOTS;
+	uint32_t slot = len == 12 ? cl_get32(p) : IO_SLOTS;
 
 	if (slot >= IO_SLOTS) {
 		stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_IO_DONE");
@@ -351,7 +330,7 @@ static void on_preown(struct cluster *cl, struct peer *pe, const uint8_t *p,
 		return;
 	}
 	for (size_t i = 0; i < len; i += 8) {
-		uint64_t gpa = get64(p + i);
+		uint64_t gpa = cl_get64(p + i);
 		if (!dsm__is_ram(&cl->dsm, gpa) ||
 		    dsm__home(&cl->dsm, gpa) != cl->self ||
 		    dsm__preown(&cl->dsm, gpa, 0)) {
@@ -366,7 +345,7 @@ static void on_preown(struct cluster *cl, struct peer *pe, const uint8_t *p,
 static bool hello_ok(struct cluster *cl, struct peer *pe,
 		     struct fabric_conn *c, const uint8_t *p, size_t len)
 {
-	uint32_t idx = len == 4 ? get32(p) : 0;
+	uint32_t idx = len == 4 ? cl_get32(p) : 0;
 
 	if (pe->idx >= 0 || idx <= cl->self || idx >= cl->n ||
 	    (cl->hello & (1u << idx)))
@@ -458,13 +437,13 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		pthread_mutex_unlock(&cl->lock);
 		return;
 	case CL_AP_START: {
-		uint32_t v = len == 8 ? get32(p) : VM_MAX_VCPUS;
+		uint32_t v = len == 8 ? cl_get32(p) : VM_MAX_VCPUS;
 		if (v >= cl->spec.nr_vcpus || cl->spec.vcpu_map[v] != cl->self) {
 			stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_AP_START");
 			return;
 		}
 		pthread_mutex_lock(&cl->lock);
-		cl->ap_vec[v] = get32(p + 4) & 0xff;
+		cl->ap_vec[v] = cl_get32(p + 4) & 0xff;
 		cl->ap_go[v] = true;
 		pthread_cond_broadcast(&cl->cv);
 		pthread_mutex_unlock(&cl->lock);
@@ -484,7 +463,7 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 			ioapic__eoi(cl->vm->ioapic, p[0]);
 		return;
 	case CL_STOP: {
-		uint32_t status = len >= 4 ? get32(p) : VM_EXIT_CRASH;
+		uint32_t status = len >= 4 ? cl_get32(p) : VM_EXIT_CRASH;
 		int n = len > 4 ? (int)(len - 4 > 200 ? 200 : len - 4) : 0;
 		cl->stop_from_peer = cl->self != 0;
 		if (!cl->vm) {
@@ -618,11 +597,11 @@ static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,
 		memset(data, 0xff, size);
 		return;
 	}
-	put32(msg, io_slot);
+	cl_put32(msg, io_slot);
 	msg[4] = d == &cl->fwd_mmio;
 	msg[5] = size;
 	msg[6] = write;
-	put64(msg + 8, d->base + off);
+	cl_put64(msg + 8, d->base + off);
 	if (write)
 		memcpy(msg + 16, data, size);
 	pthread_mutex_lock(&cl->lock);
@@ -653,11 +632,11 @@ static void ap_access(struct io_dev *d, uint64_t off, uint8_t *data,
 			memset(data, 0xff, size);
 		return;
 	}
-	uint32_t v = get32(data), apic = v & 0xffff;
+	uint32_t v = cl_get32(data), apic = v & 0xffff;
 	if (apic >= cl->vm->cfg.nr_vcpus || !cl->vm->cfg.vcpu_map[apic])
 		return;
-	put32(msg, apic);
-	put32(msg + 4, v >> 16 & 0xff);
+	cl_put32(msg, apic);
+	cl_put32(msg + 4, v >> 16 & 0xff);
 	send_to(cl, cl->vm->cfg.vcpu_map[apic], CL_AP_START, msg, sizeof(msg));
 }
 
@@ -872,7 +851,7 @@ int cluster__restore(struct vm *vm)
 		pages++;
 		if (!h)
 			continue;
-		put64(buf[h] + n[h], gpa);
+		cl_put64(buf[h] + n[h], gpa);
 		n[h] += 8;
 		if (n[h] == sizeof(buf[h])) {
 			fabric__send(cl->conn[h], CL_PREOWN, buf[h], n[h]);
@@ -954,7 +933,7 @@ static int mesh(struct cluster *cl)
 	char why[256];
 	uint8_t me[4];
 
-	put32(me, cl->self);
+	cl_put32(me, cl->self);
 	for (unsigned h = 1; h < cl->self; h++) {
 		if (fabric__connect(cl->addr[h], cl->vm_id, cl->key, &o,
 				    &cl->conn[h], why, sizeof(why)) ||

@@ -47,6 +47,29 @@ enum {
 /* Port the test OS writes when it starts an AP: apic | vector << 16. */
 #define CLUSTER_PORT_AP_START 0x508
 
+/* Little-endian fields of the control messages. */
+static inline void cl_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+}
+
+static inline uint32_t cl_get32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void cl_put64(uint8_t *p, uint64_t v)
+{
+	cl_put32(p, v);
+	cl_put32(p + 4, v >> 32);
+}
+
+static inline uint64_t cl_get64(const uint8_t *p)
+{
+	return cl_get32(p) | (uint64_t)cl_get32(p + 4) << 32;
+}
+
 /* CL_SPEC, as host 0 sends it. */
 struct cluster_spec {
 	uint32_t host, nhosts, nr_vcpus, pvm;

@@ -6,36 +6,15 @@
 #include "vmm/dsm.h"
 #include "vmm/vm.h"
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (8 * i);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, v);
-	put32(p + 4, v >> 32);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 void cluster__spec_put(const struct cluster_spec *s, uint8_t *out)
 {
-	put32(out, s->host);
-	put32(out + 4, s->nhosts);
-	put32(out + 8, s->nr_vcpus);
-	put32(out + 12, s->pvm);
-	put64(out + 16, s->mem_size);
-	put64(out + 24, s->host_mem);
+	cl_put32(out, s->host);
+	cl_put32(out + 4, s->nhosts);
+	cl_put32(out + 8, s->nr_vcpus);
+	cl_put32(out + 12, s->pvm);
+	cl_put64(out + 16, s->mem_size);
+	cl_put64(out + 24, s->host_mem);
 	out[32] = s->flags;
 	memcpy(out + 33, s->vcpu_map, sizeof(s->vcpu_map));
 }
@@ -48,12 +27,12 @@ int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
 		*why = "CL_SPEC of the wrong size";
 		return -1;
 	}
-	s->host = get32(in);
-	s->nhosts = get32(in + 4);
-	s->nr_vcpus = get32(in + 8);
-	s->pvm = get32(in + 12);
-	s->mem_size = get64(in + 16);
-	s->host_mem = get64(in + 24);
+	s->host = cl_get32(in);
+	s->nhosts = cl_get32(in + 4);
+	s->nr_vcpus = cl_get32(in + 8);
+	s->pvm = cl_get32(in + 12);
+	s->mem_size = cl_get64(in + 16);
+	s->host_mem = cl_get64(in + 24);
 	s->flags = in[32];
 	memcpy(s->vcpu_map, in + 33, sizeof(s->vcpu_map));
 	if (s->nhosts < 2 || s->nhosts > DSM_MAX_HOSTS || !s->host ||
