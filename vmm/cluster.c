@@ -22,9 +22,9 @@
 #include "vmm/restore.h"
 #include "vmm/vm.h"
 
-#define IO_SLOTS    VM_MAX_VCPUS
-#define SETUP_MS    30000 /* a member's KVM and mesh setup, under load */
-#define ADDR_LEN    64
+#define IO_SLOTS VM_MAX_VCPUS
+#define SETUP_MS 30000 /* a member's KVM and mesh setup, under load */
+#define ADDR_LEN 64
 
 struct peer {
 	struct cluster *cl;
@@ -88,11 +88,8 @@ int cluster__dead_ms(void)
 	return ms;
 }
 
-
-
-
-int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE],
-		      char *why, size_t why_len)
+int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE], char *why,
+		      size_t why_len)
 {
 	uint8_t buf[130];
 	ssize_t n = 0;
@@ -117,8 +114,9 @@ int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE],
 	if (n == 2 * FABRIC_KEY_SIZE) {
 		for (int i = 0; i < FABRIC_KEY_SIZE; i++) {
 			unsigned v;
-			char h[3] = { buf[2 * i], buf[2 * i + 1], 0 };
-			if (!isxdigit(h[0]) || !isxdigit(h[1]) ||
+			char h[3] = {buf[2 * i], buf[2 * i + 1], 0};
+			if (!isxdigit((unsigned char)h[0]) ||
+			    !isxdigit((unsigned char)h[1]) ||
 			    sscanf(h, "%2x", &v) != 1)
 				goto bad;
 			key[i] = v;
@@ -126,8 +124,8 @@ int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE],
 		return 0;
 	}
 bad:
-	snprintf(why, why_len,
-		 "--key %s: need 32 bytes, or 64 hex digits", path);
+	snprintf(why, why_len, "--key %s: need 32 bytes, or 64 hex digits",
+		 path);
 	return -1;
 }
 
@@ -156,7 +154,7 @@ static int wait_until(struct cluster *cl, bool (*cond)(struct cluster *),
 }
 
 static void set_fail(struct cluster *cl, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void set_fail(struct cluster *cl, const char *fmt, ...)
 {
 	va_list ap;
@@ -188,7 +186,7 @@ static int send_to(struct cluster *cl, unsigned to, uint16_t type,
 /* ---- stopping ---- */
 
 static void stop_vm(struct cluster *cl, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void stop_vm(struct cluster *cl, int status, const char *fmt, ...)
 {
 	char why[320];
@@ -286,8 +284,8 @@ static void on_io(struct cluster *cl, struct peer *pe, const uint8_t *p,
 	bool mmio = p[4], wr = p[6];
 	uint64_t addr = cl_get64(p + 8);
 	uint8_t data[8];
-	if ((size != 1 && size != 2 && size != 4 && size != 8) ||
-	    p[4] > 1 || p[6] > 1 || (!mmio && addr > 0xffff)) {
+	if ((size != 1 && size != 2 && size != 4 && size != 8) || p[4] > 1 ||
+	    p[6] > 1 || (!mmio && addr > 0xffff)) {
 		stop_vm(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
 		return;
 	}
@@ -342,8 +340,8 @@ static void on_preown(struct cluster *cl, struct peer *pe, const uint8_t *p,
 		send_to(cl, 0, CL_PREOWN, NULL, 0);
 }
 
-static bool hello_ok(struct cluster *cl, struct peer *pe,
-		     struct fabric_conn *c, const uint8_t *p, size_t len)
+static bool hello_ok(struct cluster *cl, struct peer *pe, struct fabric_conn *c,
+		     const uint8_t *p, size_t len)
 {
 	uint32_t idx = len == 4 ? cl_get32(p) : 0;
 
@@ -438,7 +436,8 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		return;
 	case CL_AP_START: {
 		uint32_t v = len == 8 ? cl_get32(p) : VM_MAX_VCPUS;
-		if (v >= cl->spec.nr_vcpus || cl->spec.vcpu_map[v] != cl->self) {
+		if (v >= cl->spec.nr_vcpus ||
+		    cl->spec.vcpu_map[v] != cl->self) {
 			stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_AP_START");
 			return;
 		}
@@ -484,8 +483,7 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 	}
 }
 
-static void on_down(struct fabric_conn *c, int err, const char *why,
-		    void *arg)
+static void on_down(struct fabric_conn *c, int err, const char *why, void *arg)
 {
 	struct peer *pe = arg;
 	struct cluster *cl = pe->cl;
@@ -507,7 +505,6 @@ static void on_down(struct fabric_conn *c, int err, const char *why,
 			"(%s) are unreachable",
 			pe->idx, why, pages);
 }
-
 
 /* ---- the DSM on guest RAM ---- */
 
@@ -537,8 +534,7 @@ static void dsm_error(void *arg, const char *why)
 	stop_vm(cl, VM_EXIT_CRASH, "dsm: %s", why);
 }
 
-static int src_fault(struct fault_source *s, uint64_t gpa, bool write,
-		     bool wp)
+static int src_fault(struct fault_source *s, uint64_t gpa, bool write, bool wp)
 {
 	struct cluster *cl = s->priv;
 
@@ -549,23 +545,26 @@ int cluster__dsm_start(struct vm *vm)
 {
 	struct cluster *cl = vm->cl;
 	struct dsm_config c = {
-		.self = cl->self, .nhosts = cl->n, .lowmem = vm->mem.lowmem,
-		.size = vm->mem.size, .interleave = vm->cfg.interleave,
-		.budget_pages = vm->cfg.host_mem / PAGE_SIZE,
+	    .self = cl->self,
+	    .nhosts = cl->n,
+	    .lowmem = vm->mem.lowmem,
+	    .size = vm->mem.size,
+	    .interleave = vm->cfg.interleave,
+	    .budget_pages = vm->cfg.host_mem / PAGE_SIZE,
 	};
 	struct dsm_ops ops;
 	int r;
 
-	cl->dm = (struct dsm_mem){ .fe = &vm->fault, .send = dsm_send,
-				   .error = dsm_error, .arg = cl };
+	cl->dm = (struct dsm_mem){
+	    .fe = &vm->fault, .send = dsm_send, .error = dsm_error, .arg = cl};
 	dsm_mem__ops(&cl->dm, &ops);
 	r = dsm__init(&cl->dsm, &c, &ops);
 	if (r) {
 		fprintf(stderr, "slos: dsm: %s\n", strerror(-r));
 		return -1;
 	}
-	cl->src = (struct fault_source){ .name = "dsm", .fault = src_fault,
-					 .priv = cl };
+	cl->src = (struct fault_source){
+	    .name = "dsm", .fault = src_fault, .priv = cl};
 	r = fault__init(&vm->fault, &vm->mem, &cl->src);
 	if (r) {
 		fprintf(stderr,
@@ -589,7 +588,7 @@ static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,
 		       unsigned size, bool write)
 {
 	struct cluster *cl = d->priv;
-	uint8_t msg[24] = { 0 };
+	uint8_t msg[24] = {0};
 
 	if (io_slot < 0)
 		io_slot = atomic_fetch_add(&cl->next_slot, 1);
@@ -645,19 +644,24 @@ int cluster__devices(struct vm *vm)
 	struct cluster *cl = vm->cl;
 
 	if (cl->self == 0) {
-		cl->ap_dev = (struct io_dev){ .name = "ap-start",
-					      .base = CLUSTER_PORT_AP_START,
-					      .len = 4, .access = ap_access,
-					      .priv = cl };
+		cl->ap_dev = (struct io_dev){.name = "ap-start",
+					     .base = CLUSTER_PORT_AP_START,
+					     .len = 4,
+					     .access = ap_access,
+					     .priv = cl};
 		return io__register(&vm->pio, &cl->ap_dev);
 	}
 	/* A member has no devices: every access goes to host 0's. */
-	cl->fwd_pio = (struct io_dev){ .name = "forward", .base = 0,
-				       .len = 0x10000, .access = fwd_access,
-				       .priv = cl };
-	cl->fwd_mmio = (struct io_dev){ .name = "forward", .base = 0,
-					.len = 1ULL << 52, .access = fwd_access,
-					.priv = cl };
+	cl->fwd_pio = (struct io_dev){.name = "forward",
+				      .base = 0,
+				      .len = 0x10000,
+				      .access = fwd_access,
+				      .priv = cl};
+	cl->fwd_mmio = (struct io_dev){.name = "forward",
+				       .base = 0,
+				       .len = 1ULL << 52,
+				       .access = fwd_access,
+				       .priv = cl};
 	if (io__register(&vm->pio, &cl->fwd_pio) ||
 	    io__register(&vm->mmio, &cl->fwd_mmio))
 		return -1;
@@ -680,7 +684,7 @@ bool cluster__ap_wait(struct vcpu *v)
 	struct cluster *cl = v->vm->cl;
 	struct kvm_sregs s;
 	struct kvm_regs r;
-	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+	struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
 
 	pthread_mutex_lock(&cl->lock);
 	while (!ap_started(cl, v->id))
@@ -733,8 +737,8 @@ static struct cluster *cluster_new(struct vm *vm, unsigned self, unsigned n)
 	pthread_cond_init(&cl->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	for (unsigned i = 0; i < DSM_MAX_HOSTS; i++) {
-		cl->peer[i] = (struct peer){ .cl = cl, .idx = i };
-		cl->pending[i] = (struct peer){ .cl = cl, .idx = -1 };
+		cl->peer[i] = (struct peer){.cl = cl, .idx = i};
+		cl->pending[i] = (struct peer){.cl = cl, .idx = -1};
 	}
 	return cl;
 }
@@ -752,7 +756,7 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 		     const uint8_t key[FABRIC_KEY_SIZE])
 {
 	struct cluster *cl = cluster_new(vm, 0, vm->cfg.nhosts);
-	struct fabric_opts o = { 0 };
+	struct fabric_opts o = {0};
 	char why[256];
 	uint8_t spec[CLUSTER_SPEC_SIZE];
 
@@ -775,20 +779,22 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 			return -1;
 		}
 		if (fabric__start(cl->conn[h], &(struct fabric_handler){
-						       .frame = on_frame,
-						       .down = on_down,
-						       .arg = &cl->peer[h] })) {
+						   .frame = on_frame,
+						   .down = on_down,
+						   .arg = &cl->peer[h]})) {
 			fprintf(stderr, "slos: host %u (%s): cannot start\n", h,
 				addrs[h]);
 			return -1;
 		}
 		struct cluster_spec s = {
-			.host = h, .nhosts = cl->n,
-			.nr_vcpus = vm->cfg.nr_vcpus, .pvm = vm->pvm,
-			.mem_size = vm->cfg.mem_size,
-			.host_mem = vm->cfg.host_mem,
-			.flags = (vm->cfg.interleave ? CLUSTER_INTERLEAVE : 0) |
-				 (vm->cfg.stats ? CLUSTER_STATS : 0),
+		    .host = h,
+		    .nhosts = cl->n,
+		    .nr_vcpus = vm->cfg.nr_vcpus,
+		    .pvm = vm->pvm,
+		    .mem_size = vm->cfg.mem_size,
+		    .host_mem = vm->cfg.host_mem,
+		    .flags = (vm->cfg.interleave ? CLUSTER_INTERLEAVE : 0) |
+			     (vm->cfg.stats ? CLUSTER_STATS : 0),
 		};
 		memcpy(s.vcpu_map, vm->cfg.vcpu_map, sizeof(s.vcpu_map));
 		cluster__spec_put(&s, spec);
@@ -797,13 +803,14 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 	if (wait_until(cl, all_ready, SETUP_MS)) {
 		for (unsigned h = 1; h < cl->n && !cl->fail_why[0]; h++)
 			if (!(cl->ready & (1u << h)))
-				set_fail(cl, "host %u (%s): not ready after %d s",
+				set_fail(cl,
+					 "host %u (%s): not ready after %d s",
 					 h, cl->addr[h], SETUP_MS / 1000);
 		fprintf(stderr, "slos: %s\n", cl->fail_why);
 		return -1;
 	}
 	/* Members listen where host 0 reached their daemon. */
-	uint8_t peers[DSM_MAX_HOSTS * ADDR_LEN] = { 0 };
+	uint8_t peers[DSM_MAX_HOSTS * ADDR_LEN] = {0};
 	for (unsigned h = 1; h < cl->n; h++)
 		with_port((char *)peers + h * ADDR_LEN, addrs[h], cl->port[h]);
 	for (unsigned h = 1; h < cl->n; h++)
@@ -837,7 +844,7 @@ int cluster__restore(struct vm *vm)
 {
 	struct cluster *cl = vm->cl;
 	static uint8_t buf[DSM_MAX_HOSTS][1000 * 8];
-	size_t n[DSM_MAX_HOSTS] = { 0 };
+	size_t n[DSM_MAX_HOSTS] = {0};
 	uint64_t pages = 0;
 
 	dsm__set_fill(&cl->dsm, fill, vm);
@@ -869,8 +876,9 @@ int cluster__restore(struct vm *vm)
 		return -1;
 	}
 	if (vm->cfg.stats)
-		fprintf(stderr, "slos: restore: %llu pages owned by host 0, "
-				"served from the snapshot at first touch\n",
+		fprintf(stderr,
+			"slos: restore: %llu pages owned by host 0, "
+			"served from the snapshot at first touch\n",
 			(unsigned long long)pages);
 	return 0;
 }
@@ -907,8 +915,7 @@ static bool go_or_stop(struct cluster *cl)
 	return cl->go || atomic_load(&cl->stopping);
 }
 
-static bool member_key(uint64_t vm_id, uint8_t key[FABRIC_KEY_SIZE],
-		       void *arg)
+static bool member_key(uint64_t vm_id, uint8_t key[FABRIC_KEY_SIZE], void *arg)
 {
 	struct cluster *cl = arg;
 
@@ -928,8 +935,10 @@ static void member_fail(struct cluster *cl, const char *why)
 /* The mesh: connect to the members below, accept those above. */
 static int mesh(struct cluster *cl)
 {
-	struct fabric_opts o = { .timeout_ms = 5000, .key_for = member_key,
-				 .key_arg = cl, .dead_ms = cluster__dead_ms() };
+	struct fabric_opts o = {.timeout_ms = 5000,
+				.key_for = member_key,
+				.key_arg = cl,
+				.dead_ms = cluster__dead_ms()};
 	char why[256];
 	uint8_t me[4];
 
@@ -938,9 +947,9 @@ static int mesh(struct cluster *cl)
 		if (fabric__connect(cl->addr[h], cl->vm_id, cl->key, &o,
 				    &cl->conn[h], why, sizeof(why)) ||
 		    fabric__start(cl->conn[h], &(struct fabric_handler){
-							.frame = on_frame,
-							.down = on_down,
-							.arg = &cl->peer[h] })) {
+						   .frame = on_frame,
+						   .down = on_down,
+						   .arg = &cl->peer[h]})) {
 			char msg[320];
 			snprintf(msg, sizeof(msg), "cannot reach host %u: %s",
 				 h, why);
@@ -956,9 +965,10 @@ static int mesh(struct cluster *cl)
 			return -1;
 		}
 		cl->accepted[k] = c;
-		fabric__start(c, &(struct fabric_handler){
-					 .frame = on_frame, .down = on_down,
-					 .arg = &cl->pending[k] });
+		fabric__start(c,
+			      &(struct fabric_handler){.frame = on_frame,
+						       .down = on_down,
+						       .arg = &cl->pending[k]});
 	}
 	if (wait_until(cl, all_hello, SETUP_MS)) {
 		member_fail(cl, "no CL_HELLO from a host");
@@ -971,7 +981,7 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 {
 	struct cluster *cl = cluster_new(NULL, 0, DSM_MAX_HOSTS);
 	static struct vm vm;
-	struct vm_config cfg = { 0 };
+	struct vm_config cfg = {0};
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char local[ADDR_LEN], why[256];
@@ -982,9 +992,9 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	cl->conn[0] = c;
 	cl->vm_id = fabric__vm_id(c);
 	memcpy(cl->key, key, FABRIC_KEY_SIZE);
-	if (fabric__start(c, &(struct fabric_handler){ .frame = on_frame,
-						       .down = on_down,
-						       .arg = &cl->peer[0] }) ||
+	if (fabric__start(c, &(struct fabric_handler){.frame = on_frame,
+						      .down = on_down,
+						      .arg = &cl->peer[0]}) ||
 	    wait_until(cl, got_spec, 10000)) {
 		fprintf(stderr, "slos: host: no VM spec from %s%s%s\n",
 			fabric__peer(c), cl->fail_why[0] ? ": " : "",
@@ -996,12 +1006,17 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	cl->self = cl->spec.host;
 	cl->n = cl->spec.nhosts;
 	cfg = (struct vm_config){
-		.nr_vcpus = cl->spec.nr_vcpus, .mem_size = cl->spec.mem_size,
-		.pvm = cl->spec.pvm, .fabric = "tcp", .host = cl->self,
-		.nhosts = cl->n, .interleave = cl->spec.flags & CLUSTER_INTERLEAVE,
-		.stats = cl->spec.flags & CLUSTER_STATS,
-		.host_mem = cl->spec.host_mem, .member = cl,
-		.profile_us = 10000,
+	    .nr_vcpus = cl->spec.nr_vcpus,
+	    .mem_size = cl->spec.mem_size,
+	    .pvm = cl->spec.pvm,
+	    .fabric = "tcp",
+	    .host = cl->self,
+	    .nhosts = cl->n,
+	    .interleave = cl->spec.flags & CLUSTER_INTERLEAVE,
+	    .stats = cl->spec.flags & CLUSTER_STATS,
+	    .host_mem = cl->spec.host_mem,
+	    .member = cl,
+	    .profile_us = 10000,
 	};
 	memcpy(cfg.vcpu_map, cl->spec.vcpu_map, sizeof(cfg.vcpu_map));
 	if (vm__init(&vm, &cfg)) {
@@ -1016,15 +1031,16 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	char me[ADDR_LEN];
 	fabric__format_addr((struct sockaddr *)&ss, me, sizeof(me));
 	with_port(local, me, 0);
-	struct fabric_opts lo = { .key_for = member_key, .key_arg = cl,
-				  .dead_ms = cluster__dead_ms() };
+	struct fabric_opts lo = {.key_for = member_key,
+				 .key_arg = cl,
+				 .dead_ms = cluster__dead_ms()};
 	if (fabric__listen(local, &lo, &cl->mesh, why, sizeof(why))) {
 		member_fail(cl, why);
 		goto out;
 	}
 	const char *bound = fabric__listener_addr(cl->mesh);
 	unsigned port = atoi(strrchr(bound, ':') + 1);
-	uint8_t pb[2] = { port & 0xff, port >> 8 };
+	uint8_t pb[2] = {port & 0xff, port >> 8};
 	fabric__send(c, CL_READY, pb, 2);
 	if (wait_until(cl, got_peers, SETUP_MS) || mesh(cl)) {
 		if (!cl->fail_why[0])
@@ -1038,7 +1054,7 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	pthread_mutex_unlock(&cl->lock);
 	if (!atomic_load(&cl->stopping) && vm__start(&vm))
 		vm__stop(&vm, VM_EXIT_CRASH, "cannot start the vCPUs");
-	struct pollfd pf = { .fd = vm.stop_efd, .events = POLLIN };
+	struct pollfd pf = {.fd = vm.stop_efd, .events = POLLIN};
 	while (poll(&pf, 1, -1) < 0 && errno == EINTR)
 		;
 out:
@@ -1058,22 +1074,21 @@ void cluster__print_stats(struct vm *vm)
 	if (!cl || !cl->dsm_on)
 		return;
 	dsm__stats(&cl->dsm, &s);
-	fprintf(stderr,
-		"slos: host %u dsm: faults %llu (already valid %llu, already "
-		"asked %llu) read_req %llu write_req %llu "
-		"upgrades %llu; sent %llu (%llu KiB of pages, %llu zero); "
-		"received %llu; inv %llu fwd %llu; evicted %llu S %llu M; "
-		"home served %llu queued %llu\n",
-		cl->self, (unsigned long long)s.faults,
-		(unsigned long long)s.hits, (unsigned long long)s.waits,
-		(unsigned long long)s.read_req, (unsigned long long)s.write_req,
-		(unsigned long long)s.upgrades, (unsigned long long)s.tx,
-		(unsigned long long)(s.tx_bytes >> 10),
-		(unsigned long long)s.zero_tx, (unsigned long long)s.rx,
-		(unsigned long long)s.inv, (unsigned long long)s.fwd,
-		(unsigned long long)s.evict_s, (unsigned long long)s.evict_m,
-		(unsigned long long)s.dir_served,
-		(unsigned long long)s.dir_queued);
+	fprintf(
+	    stderr,
+	    "slos: host %u dsm: faults %llu (already valid %llu, already "
+	    "asked %llu) read_req %llu write_req %llu "
+	    "upgrades %llu; sent %llu (%llu KiB of pages, %llu zero); "
+	    "received %llu; inv %llu fwd %llu; evicted %llu S %llu M; "
+	    "home served %llu queued %llu\n",
+	    cl->self, (unsigned long long)s.faults, (unsigned long long)s.hits,
+	    (unsigned long long)s.waits, (unsigned long long)s.read_req,
+	    (unsigned long long)s.write_req, (unsigned long long)s.upgrades,
+	    (unsigned long long)s.tx, (unsigned long long)(s.tx_bytes >> 10),
+	    (unsigned long long)s.zero_tx, (unsigned long long)s.rx,
+	    (unsigned long long)s.inv, (unsigned long long)s.fwd,
+	    (unsigned long long)s.evict_s, (unsigned long long)s.evict_m,
+	    (unsigned long long)s.dir_served, (unsigned long long)s.dir_queued);
 }
 
 void cluster__exit(struct vm *vm)

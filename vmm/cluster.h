@@ -79,7 +79,7 @@ struct cluster_spec {
 };
 #define CLUSTER_INTERLEAVE 1 /* --mem-map interleave */
 #define CLUSTER_STATS	   2 /* --stats: the member prints its own */
-#define CLUSTER_SPEC_SIZE (4 * 4 + 2 * 8 + 1 + 256)
+#define CLUSTER_SPEC_SIZE  (4 * 4 + 2 * 8 + 1 + 256)
 void cluster__spec_put(const struct cluster_spec *s, uint8_t *out);
 /* Untrusted bytes: 0, or -1 with why. */
 int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
@@ -89,8 +89,8 @@ int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
 int cluster__dead_ms(void);
 
 /* The VM's key: 32 raw bytes, or 64 hex digits (and a newline). */
-int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE],
-		      char *why, size_t why_len);
+int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE], char *why,
+		      size_t why_len);
 
 /* Host 0, from vm__init once guest RAM is mapped: connect to every other
  * host (addrs[1..nhosts)), set each up, wait for the mesh; then the DSM

@@ -6,7 +6,6 @@
 #include "vmm/dsm.h"
 #include "vmm/vm.h"
 
-
 void cluster__spec_put(const struct cluster_spec *s, uint8_t *out)
 {
 	cl_put32(out, s->host);
@@ -46,10 +45,9 @@ int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
 	else if (s->pvm > 1 || s->flags > (CLUSTER_INTERLEAVE | CLUSTER_STATS))
 		*why = "CL_SPEC: bad flag";
 	for (unsigned i = 0; !*why && i < VM_MAX_VCPUS; i++)
-		if (i < s->nr_vcpus ? s->vcpu_map[i] >= s->nhosts ||
-					      (!i && s->vcpu_map[i])
-				    : s->vcpu_map[i] != 0)
+		if (i < s->nr_vcpus
+			? s->vcpu_map[i] >= s->nhosts || (!i && s->vcpu_map[i])
+			: s->vcpu_map[i] != 0)
 			*why = "CL_SPEC: bad vCPU map";
 	return *why ? -1 : 0;
 }
-

@@ -23,7 +23,7 @@ struct dsm_lq {
 #define ST_ADD(d, f, n) __atomic_add_fetch(&(d)->st.f, (n), __ATOMIC_RELAXED)
 
 static void fail(struct dsm *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void fail(struct dsm *d, const char *fmt, ...)
 {
 	char why[256];
@@ -57,7 +57,8 @@ bool dsm__is_ram(const struct dsm *d, uint64_t gpa)
 
 unsigned dsm__home(const struct dsm *d, uint64_t gpa)
 {
-	uint64_t idx = gpa < MEM_4G ? pfn(gpa) : pfn(d->cfg.lowmem + gpa - MEM_4G);
+	uint64_t idx =
+	    gpa < MEM_4G ? pfn(gpa) : pfn(d->cfg.lowmem + gpa - MEM_4G);
 
 	if (d->cfg.interleave)
 		return idx % d->cfg.nhosts;
@@ -109,7 +110,7 @@ int dsm__init(struct dsm *d, const struct dsm_config *c,
 
 void dsm__exit(struct dsm *d)
 {
-	void *maps[3] = { d->state, d->dir, d->store };
+	void *maps[3] = {d->state, d->dir, d->store};
 
 	for (int i = 0; i < 3; i++)
 		if (maps[i])
@@ -151,7 +152,7 @@ static void lq_push(struct dsm *d, const struct dsm_msg *m)
 
 static void send(struct dsm *d, unsigned to, uint8_t type, uint64_t gpa)
 {
-	struct dsm_msg m = { .type = type, .gpa = gpa };
+	struct dsm_msg m = {.type = type, .gpa = gpa};
 
 	if (to == d->cfg.self) {
 		lq_push(d, &m);
@@ -176,7 +177,7 @@ static bool all_zero(const uint8_t *p)
 static void send_page(struct dsm *d, unsigned to, uint8_t type, uint8_t grant,
 		      uint64_t gpa, const uint8_t *page)
 {
-	struct dsm_msg m = { .type = type, .grant = grant, .gpa = gpa };
+	struct dsm_msg m = {.type = type, .grant = grant, .gpa = gpa};
 
 	if (all_zero(page)) {
 		m.payload = DSM_PAYLOAD_ZERO;
@@ -244,7 +245,8 @@ static bool over_budget(struct dsm *d)
  * page whose lock is busy too. Returns whether one went. */
 static bool evict_one(struct dsm *d, uint64_t keep)
 {
-	static __thread uint8_t buf[DSM_PAGE_BYTES] __attribute__((aligned(64)));
+	static __thread uint8_t buf[DSM_PAGE_BYTES]
+	    __attribute__((aligned(64)));
 
 	for (uint64_t n = 0; n < d->npages; n++) {
 		uint64_t p = d->hand++ % d->npages, gpa = p << 12;
@@ -362,13 +364,15 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 			clear_lazy(d, p);
 			atomic_fetch_add(&d->used, 1);
 			if (d->fill(d->fill_arg, gpa, buf) < 0)
-				fail(d, "guest page 0x%llx: cannot read it "
-					"from the snapshot",
+				fail(d,
+				     "guest page 0x%llx: cannot read it "
+				     "from the snapshot",
 				     (unsigned long long)gpa);
 			else
-				op_check(d, d->ops.install(d->ops.arg, gpa, buf,
-							   true),
-					 "install", gpa);
+				op_check(
+				    d,
+				    d->ops.install(d->ops.arg, gpa, buf, true),
+				    "install", gpa);
 			break;
 		}
 		ST_ADD(d, hits, 1);
@@ -390,8 +394,9 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 static void bad(struct dsm *d, unsigned from, const struct dsm_msg *m,
 		const char *where, unsigned state)
 {
-	fail(d, "protocol violation: %s for guest page 0x%llx from host %u "
-		"in %s state %u",
+	fail(d,
+	     "protocol violation: %s for guest page 0x%llx from host %u "
+	     "in %s state %u",
 	     dsm__msg_name(m->type), (unsigned long long)m->gpa, from, where,
 	     state);
 }
@@ -399,7 +404,8 @@ static void bad(struct dsm *d, unsigned from, const struct dsm_msg *m,
 /* The cache agent gets a message from the page's home. */
 static void cache_recv(struct dsm *d, unsigned from, const struct dsm_msg *m)
 {
-	static __thread uint8_t buf[DSM_PAGE_BYTES] __attribute__((aligned(64)));
+	static __thread uint8_t buf[DSM_PAGE_BYTES]
+	    __attribute__((aligned(64)));
 	uint64_t p = pfn(m->gpa), gpa = m->gpa;
 	uint8_t s = d->state[p];
 
@@ -454,9 +460,10 @@ static void cache_recv(struct dsm *d, unsigned from, const struct dsm_msg *m)
 		} else {
 			/* A lazy page becomes a mapped read-only copy. */
 			if (lazy) {
-				op_check(d, d->ops.install(d->ops.arg, gpa, buf,
-							   false),
-					 "install", gpa);
+				op_check(
+				    d,
+				    d->ops.install(d->ops.arg, gpa, buf, false),
+				    "install", gpa);
 				atomic_fetch_add(&d->used, 1);
 			}
 			d->state[p] = DSM_S;
@@ -653,8 +660,8 @@ int dsm__recv(struct dsm *d, unsigned from, const struct dsm_msg *m)
 {
 	if (atomic_load(&d->failed))
 		return -EIO;
-	if (from >= d->cfg.nhosts || from == d->cfg.self ||
-	    !m->type || m->type >= DSM_MSG_MAX || !dsm__is_ram(d, m->gpa) ||
+	if (from >= d->cfg.nhosts || from == d->cfg.self || !m->type ||
+	    m->type >= DSM_MSG_MAX || !dsm__is_ram(d, m->gpa) ||
 	    m->gpa % DSM_PAGE_BYTES) {
 		fail(d, "bad DSM message from host %u", from);
 		return -EINVAL;
@@ -662,8 +669,9 @@ int dsm__recv(struct dsm *d, unsigned from, const struct dsm_msg *m)
 	unsigned home = dsm__home(d, m->gpa);
 	/* Requests go to the page's home, answers come from it. */
 	if (to_home(m->type) ? home != d->cfg.self : home != from) {
-		fail(d, "protocol violation: %s for guest page 0x%llx from "
-			"host %u, whose home is host %u",
+		fail(d,
+		     "protocol violation: %s for guest page 0x%llx from "
+		     "host %u, whose home is host %u",
 		     dsm__msg_name(m->type), (unsigned long long)m->gpa, from,
 		     home);
 		return -EINVAL;
@@ -674,9 +682,8 @@ int dsm__recv(struct dsm *d, unsigned from, const struct dsm_msg *m)
 	return atomic_load(&d->failed) ? -EIO : 0;
 }
 
-void dsm__set_fill(struct dsm *d, int (*fill)(void *arg, uint64_t gpa,
-					      void *dst),
-		   void *arg)
+void dsm__set_fill(struct dsm *d,
+		   int (*fill)(void *arg, uint64_t gpa, void *dst), void *arg)
 {
 	d->fill = fill;
 	d->fill_arg = arg;

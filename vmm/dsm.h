@@ -100,9 +100,9 @@ struct dsm_lq; /* the local queue's entries */
 struct dsm {
 	struct dsm_config cfg;
 	struct dsm_ops ops;
-	uint64_t npages;   /* of the guest-physical span [0, top) */
-	uint64_t per_host; /* contiguous homes: RAM pages per host */
-	uint8_t *state;	   /* enum dsm_page_state, per page of the span */
+	uint64_t npages;     /* of the guest-physical span [0, top) */
+	uint64_t per_host;   /* contiguous homes: RAM pages per host */
+	uint8_t *state;	     /* enum dsm_page_state, per page of the span */
 	struct dsm_dir *dir; /* per page of the span (home pages used) */
 	uint8_t *store;	     /* home copies, offset = gpa */
 	size_t map_len[3];
@@ -158,9 +158,8 @@ const char *dsm__msg_name(unsigned type);
  * pages travel on first touch, through the protocol's own forwards.
  * dsm__preown: mark one such page (on the owner and on the page's home).
  */
-void dsm__set_fill(struct dsm *d, int (*fill)(void *arg, uint64_t gpa,
-					      void *dst),
-		   void *arg);
+void dsm__set_fill(struct dsm *d,
+		   int (*fill)(void *arg, uint64_t gpa, void *dst), void *arg);
 int dsm__preown(struct dsm *d, uint64_t gpa, unsigned owner);
 
 /* State of a page, for tests and stats. */

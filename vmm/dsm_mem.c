@@ -30,15 +30,16 @@ static void m_error(void *arg, const char *why)
 
 static int m_install(void *arg, uint64_t gpa, const void *page, bool wr)
 {
-	static const uint8_t zero[DSM_PAGE_BYTES] __attribute__((aligned(4096)));
+	static const uint8_t zero[DSM_PAGE_BYTES]
+	    __attribute__((aligned(4096)));
 	struct dsm_mem *dm = arg;
 	/* A read-only copy goes in write-protected, so no write slips in
 	 * between placing and protecting it. */
 	struct uffdio_copy c = {
-		.dst = hva(dm, gpa),
-		.src = (uintptr_t)(page ? page : zero),
-		.len = DSM_PAGE_BYTES,
-		.mode = wr ? 0 : UFFDIO_COPY_MODE_WP,
+	    .dst = hva(dm, gpa),
+	    .src = (uintptr_t)(page ? page : zero),
+	    .len = DSM_PAGE_BYTES,
+	    .mode = wr ? 0 : UFFDIO_COPY_MODE_WP,
 	};
 
 	if (ioctl(dm->fe->uffd, UFFDIO_COPY, &c))
@@ -51,8 +52,8 @@ static int m_install(void *arg, uint64_t gpa, const void *page, bool wr)
 static int wp(struct dsm_mem *dm, uint64_t gpa, bool on)
 {
 	struct uffdio_writeprotect w = {
-		.range = { .start = hva(dm, gpa), .len = DSM_PAGE_BYTES },
-		.mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	    .range = {.start = hva(dm, gpa), .len = DSM_PAGE_BYTES},
+	    .mode = on ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 
 	return ioctl(dm->fe->uffd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
@@ -71,8 +72,7 @@ static int m_unprotect(void *arg, uint64_t gpa)
 static int m_wake(void *arg, uint64_t gpa)
 {
 	struct dsm_mem *dm = arg;
-	struct uffdio_range r = { .start = hva(dm, gpa),
-				  .len = DSM_PAGE_BYTES };
+	struct uffdio_range r = {.start = hva(dm, gpa), .len = DSM_PAGE_BYTES};
 
 	return ioctl(dm->fe->uffd, UFFDIO_WAKE, &r) ? -errno : 0;
 }
@@ -100,8 +100,14 @@ static int m_read(void *arg, uint64_t gpa, void *buf)
 void dsm_mem__ops(struct dsm_mem *dm, struct dsm_ops *ops)
 {
 	*ops = (struct dsm_ops){
-		.send = m_send, .install = m_install, .protect = m_protect,
-		.unprotect = m_unprotect, .drop = m_drop, .read = m_read,
-		.wake = m_wake, .error = m_error, .arg = dm,
+	    .send = m_send,
+	    .install = m_install,
+	    .protect = m_protect,
+	    .unprotect = m_unprotect,
+	    .drop = m_drop,
+	    .read = m_read,
+	    .wake = m_wake,
+	    .error = m_error,
+	    .arg = dm,
 	};
 }

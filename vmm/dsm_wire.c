@@ -6,12 +6,17 @@
 #include "vmm/dsm.h"
 
 static const char *const names[DSM_MSG_MAX] = {
-	[DSM_READ_REQ] = "DSM_READ_REQ", [DSM_WRITE_REQ] = "DSM_WRITE_REQ",
-	[DSM_EVICT] = "DSM_EVICT",	 [DSM_WB] = "DSM_WB",
-	[DSM_INV_ACK] = "DSM_INV_ACK",	 [DSM_FWD_DATA] = "DSM_FWD_DATA",
-	[DSM_DATA] = "DSM_DATA",	 [DSM_GRANT] = "DSM_GRANT",
-	[DSM_INV] = "DSM_INV",		 [DSM_FWD_READ] = "DSM_FWD_READ",
-	[DSM_FWD_WRITE] = "DSM_FWD_WRITE",
+    [DSM_READ_REQ] = "DSM_READ_REQ",
+    [DSM_WRITE_REQ] = "DSM_WRITE_REQ",
+    [DSM_EVICT] = "DSM_EVICT",
+    [DSM_WB] = "DSM_WB",
+    [DSM_INV_ACK] = "DSM_INV_ACK",
+    [DSM_FWD_DATA] = "DSM_FWD_DATA",
+    [DSM_DATA] = "DSM_DATA",
+    [DSM_GRANT] = "DSM_GRANT",
+    [DSM_INV] = "DSM_INV",
+    [DSM_FWD_READ] = "DSM_FWD_READ",
+    [DSM_FWD_WRITE] = "DSM_FWD_WRITE",
 };
 
 const char *dsm__msg_name(unsigned type)
@@ -77,14 +82,14 @@ int dsm__decode(const uint8_t *buf, size_t len, struct dsm_msg *m,
 	else if (m->gpa % DSM_PAGE_BYTES)
 		w = "unaligned guest page";
 	else if (has_data(m->type) ? m->payload != DSM_PAYLOAD_ZERO &&
-					     m->payload != DSM_PAYLOAD_PAGE
+					 m->payload != DSM_PAYLOAD_PAGE
 				   : m->payload != DSM_PAYLOAD_NONE)
 		w = "bad DSM payload kind";
 	else if (m->type == DSM_DATA ? m->grant != DSM_S && m->grant != DSM_M
 				     : m->grant != 0)
 		w = "bad DSM grant";
-	else if (len != (m->payload == DSM_PAYLOAD_PAGE ? DSM_WIRE_MAX
-							: DSM_WIRE_HDR))
+	else if (len !=
+		 (m->payload == DSM_PAYLOAD_PAGE ? DSM_WIRE_MAX : DSM_WIRE_HDR))
 		w = "DSM message length does not match its payload";
 	if (w)
 		goto bad;

@@ -26,17 +26,16 @@
 static uint8_t key[FABRIC_KEY_SIZE];
 static pid_t vms[MAX_VMS];
 
-static bool any_vm_key(uint64_t vm_id, uint8_t out[FABRIC_KEY_SIZE],
-		       void *arg)
+static bool any_vm_key(uint64_t vm_id, uint8_t out[FABRIC_KEY_SIZE], void *arg)
 {
 	memcpy(out, key, FABRIC_KEY_SIZE);
 	return true;
 }
 
 static const char host_usage[] =
-	"usage: slos host --listen ADDR:PORT --key FILE [--ready-fd N]\n"
-	"  serve VMs whose host 0 proves the key in FILE (32 bytes, or 64 hex\n"
-	"  digits); --ready-fd: write a line to fd N once listening\n";
+    "usage: slos host --listen ADDR:PORT --key FILE [--ready-fd N]\n"
+    "  serve VMs whose host 0 proves the key in FILE (32 bytes, or 64 hex\n"
+    "  digits); --ready-fd: write a line to fd N once listening\n";
 
 static void reap(void)
 {
@@ -113,7 +112,8 @@ int host__main(int argc, char **argv)
 		}
 	}
 	if (!listen || !keyf) {
-		fprintf(stderr, "slos host: --listen and --key are required\n%s",
+		fprintf(stderr,
+			"slos host: --listen and --key are required\n%s",
 			host_usage);
 		return VM_EXIT_USAGE;
 	}
@@ -130,8 +130,8 @@ int host__main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
 
-	struct fabric_opts o = { .key_for = any_vm_key,
-				 .dead_ms = cluster__dead_ms() };
+	struct fabric_opts o = {.key_for = any_vm_key,
+				.dead_ms = cluster__dead_ms()};
 	struct fabric_listener *l;
 	if (fabric__listen(listen, &o, &l, why, sizeof(why))) {
 		fprintf(stderr, "slos host: %s\n", why);
@@ -146,7 +146,7 @@ int host__main(int argc, char **argv)
 	}
 	for (;;) {
 		struct fabric_conn *c;
-		struct pollfd p = { .fd = sfd, .events = POLLIN };
+		struct pollfd p = {.fd = sfd, .events = POLLIN};
 		if (poll(&p, 1, 0) > 0) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si) &&

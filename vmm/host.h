@@ -20,8 +20,8 @@ int host__main(int argc, char **argv);
  * order. addrs[1..n) get the daemons' addresses. Call before any thread
  * exists. Needs root. 0, or -1 with why.
  */
-int localhosts__start(unsigned n, char addrs[][LOCAL_ADDR_LEN],
-		      uint8_t key[32], char *why, size_t why_len);
+int localhosts__start(unsigned n, char addrs[][LOCAL_ADDR_LEN], uint8_t key[32],
+		      char *why, size_t why_len);
 void localhosts__stop(void);
 
 #endif

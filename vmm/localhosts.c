@@ -58,7 +58,7 @@ static int run(const char *fmt, ...)
 }
 
 static int say(char *why, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int say(char *why, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -113,7 +113,7 @@ static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
 	if (write(go[1], "g", 1) != 1)
 		return say(why, why_len, "host %u: lost", i);
 	/* The daemon says when it listens. */
-	struct pollfd p = { .fd = ready[0], .events = POLLIN };
+	struct pollfd p = {.fd = ready[0], .events = POLLIN};
 	if (poll(&p, 1, 15000) != 1 || read(ready[0], &c, 1) != 1)
 		return say(why, why_len, "host %u: its daemon did not start",
 			   i);
@@ -125,8 +125,8 @@ static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
 	return 0;
 }
 
-int localhosts__start(unsigned n, char addrs[][LOCAL_ADDR_LEN],
-		      uint8_t key[32], char *why, size_t why_len)
+int localhosts__start(unsigned n, char addrs[][LOCAL_ADDR_LEN], uint8_t key[32],
+		      char *why, size_t why_len)
 {
 	if (geteuid() != 0)
 		return say(why, why_len,
@@ -160,7 +160,7 @@ int localhosts__start(unsigned n, char addrs[][LOCAL_ADDR_LEN],
 
 void localhosts__stop(void)
 {
-	struct timespec t = { 0, 20 * 1000 * 1000 };
+	struct timespec t = {0, 20 * 1000 * 1000};
 
 	for (unsigned i = 0; i < nr_daemons; i++)
 		kill(daemons[i], SIGTERM);

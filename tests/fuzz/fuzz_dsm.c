@@ -78,14 +78,21 @@ static void o_error(void *a, const char *why)
 static void engine(const uint8_t *p, size_t n)
 {
 	static const struct dsm_ops ops = {
-		.send = o_send, .install = o_install, .protect = o_page,
-		.unprotect = o_page, .drop = o_drop, .read = o_read,
-		.wake = o_page, .error = o_error,
+	    .send = o_send,
+	    .install = o_install,
+	    .protect = o_page,
+	    .unprotect = o_page,
+	    .drop = o_drop,
+	    .read = o_read,
+	    .wake = o_page,
+	    .error = o_error,
 	};
-	struct dsm_config c = { .self = 0, .nhosts = 3,
-				.lowmem = NPAGES * DSM_PAGE_BYTES,
-				.size = NPAGES * DSM_PAGE_BYTES,
-				.interleave = true, .budget_pages = 8 };
+	struct dsm_config c = {.self = 0,
+			       .nhosts = 3,
+			       .lowmem = NPAGES * DSM_PAGE_BYTES,
+			       .size = NPAGES * DSM_PAGE_BYTES,
+			       .interleave = true,
+			       .budget_pages = 8};
 	static struct dsm d;
 
 	CHECK(dsm__init(&d, &c, &ops) == 0);

@@ -116,9 +116,14 @@ static void o_error(void *arg, const char *why)
 }
 
 static const struct dsm_ops ops = {
-	.send = o_send, .install = o_install, .protect = o_protect,
-	.unprotect = o_unprotect, .drop = o_drop, .read = o_read,
-	.wake = o_wake, .error = o_error,
+    .send = o_send,
+    .install = o_install,
+    .protect = o_protect,
+    .unprotect = o_unprotect,
+    .drop = o_drop,
+    .read = o_read,
+    .wake = o_wake,
+    .error = o_error,
 };
 
 static void setup(unsigned n, bool interleave, uint64_t budget)
@@ -130,9 +135,12 @@ static void setup(unsigned n, bool interleave, uint64_t budget)
 	nhosts = n;
 	for (unsigned i = 0; i < n; i++) {
 		struct dsm_config c = {
-			.self = i, .nhosts = n, .lowmem = NPAGES * PG,
-			.size = NPAGES * PG, .interleave = interleave,
-			.budget_pages = budget,
+		    .self = i,
+		    .nhosts = n,
+		    .lowmem = NPAGES * PG,
+		    .size = NPAGES * PG,
+		    .interleave = interleave,
+		    .budget_pages = budget,
 		};
 		struct dsm_ops o = ops;
 		memset(&hosts[i], 0, sizeof(hosts[i]));
@@ -149,7 +157,8 @@ static void teardown(void)
 	for (unsigned a = 0; a < DSM_MAX_HOSTS; a++)
 		for (unsigned b = 0; b < DSM_MAX_HOSTS; b++)
 			while (chans[a][b].head != chans[a][b].tail)
-				free(chans[a][b].msg[chans[a][b].head++ % QMAX]);
+				free(
+				    chans[a][b].msg[chans[a][b].head++ % QMAX]);
 }
 
 static uint64_t val(struct host *h, unsigned p)
@@ -361,7 +370,7 @@ Test(dsm, untouched_pages_travel_as_zero)
 
 Test(dsm, unexpected_answer_is_a_clear_error)
 {
-	struct dsm_msg m = { .type = DSM_GRANT, .gpa = 5 * PG };
+	struct dsm_msg m = {.type = DSM_GRANT, .gpa = 5 * PG};
 
 	setup(2, false, 0);
 	dsm__recv(&hosts[0].d, 1, &m);
@@ -373,7 +382,7 @@ Test(dsm, unexpected_answer_is_a_clear_error)
 
 Test(dsm, request_for_a_page_homed_elsewhere_is_refused)
 {
-	struct dsm_msg m = { .type = DSM_READ_REQ, .gpa = 5 * PG };
+	struct dsm_msg m = {.type = DSM_READ_REQ, .gpa = 5 * PG};
 
 	setup(2, false, 0);
 	dsm__recv(&hosts[0].d, 1, &m);
@@ -385,9 +394,12 @@ Test(dsm, request_for_a_page_homed_elsewhere_is_refused)
 Test(dsm, codec_round_trip_and_refusals)
 {
 	uint8_t page[PG], buf[DSM_WIRE_MAX];
-	struct dsm_msg m = { .type = DSM_DATA, .grant = DSM_M,
-			     .payload = DSM_PAYLOAD_PAGE, .gpa = 0x1234000,
-			     .page = page }, o;
+	struct dsm_msg m = {.type = DSM_DATA,
+			    .grant = DSM_M,
+			    .payload = DSM_PAYLOAD_PAGE,
+			    .gpa = 0x1234000,
+			    .page = page},
+		       o;
 	const char *why;
 
 	memset(page, 0x5a, sizeof(page));
