@@ -150,17 +150,25 @@ static void lq_push(struct dsm *d, const struct dsm_msg *m)
 	pthread_mutex_unlock(&d->lq_lock);
 }
 
+/* To this host's own directory or cache agent through the local queue,
+ * else to the host. */
+static void post(struct dsm *d, unsigned to, const struct dsm_msg *m)
+{
+	if (to == d->cfg.self) {
+		lq_push(d, m);
+		return;
+	}
+	ST_ADD(d, tx, 1);
+	if (d->ops.send(d->ops.arg, to, m))
+		fail(d, "cannot send %s to host %u", dsm__msg_name(m->type),
+		     to);
+}
+
 static void send(struct dsm *d, unsigned to, uint8_t type, uint64_t gpa)
 {
 	struct dsm_msg m = {.type = type, .gpa = gpa};
 
-	if (to == d->cfg.self) {
-		lq_push(d, &m);
-		return;
-	}
-	ST_ADD(d, tx, 1);
-	if (d->ops.send(d->ops.arg, to, &m))
-		fail(d, "cannot send %s to host %u", dsm__msg_name(type), to);
+	post(d, to, &m);
 }
 
 static bool all_zero(const uint8_t *p)
@@ -187,13 +195,7 @@ static void send_page(struct dsm *d, unsigned to, uint8_t type, uint8_t grant,
 		m.page = page;
 		ST_ADD(d, tx_bytes, to != d->cfg.self ? DSM_PAGE_BYTES : 0);
 	}
-	if (to == d->cfg.self) {
-		lq_push(d, &m);
-		return;
-	}
-	ST_ADD(d, tx, 1);
-	if (d->ops.send(d->ops.arg, to, &m))
-		fail(d, "cannot send %s to host %u", dsm__msg_name(type), to);
+	post(d, to, &m);
 }
 
 static void op_check(struct dsm *d, int r, const char *op, uint64_t gpa)

@@ -18,8 +18,8 @@ static int zero_fetch(struct fault_source *s, uint64_t gpa, void *dst)
 }
 
 struct fault_source fault_zero_source = {
-	.name = "zero",
-	.fetch = zero_fetch,
+    .name = "zero",
+    .fetch = zero_fetch,
 };
 
 static int uffd_open(void)
@@ -32,8 +32,8 @@ static int uffd_open(void)
 	if (fd < 0) {
 		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
 		if (dev >= 0) {
-			fd = ioctl(dev, _IO(0xAA, 0x00),
-				   O_CLOEXEC | O_NONBLOCK);
+			fd =
+			    ioctl(dev, _IO(0xAA, 0x00), O_CLOEXEC | O_NONBLOCK);
 			close(dev);
 		}
 	}
@@ -43,9 +43,9 @@ static int uffd_open(void)
 static int reg_range(int uffd, uint8_t *hva, uint64_t len, bool wp)
 {
 	struct uffdio_register r = {
-		.range = { .start = (uintptr_t)hva, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_MISSING |
-			(wp ? UFFDIO_REGISTER_MODE_WP : 0),
+	    .range = {.start = (uintptr_t)hva, .len = len},
+	    .mode = UFFDIO_REGISTER_MODE_MISSING |
+		    (wp ? UFFDIO_REGISTER_MODE_WP : 0),
 	};
 
 	return ioctl(uffd, UFFDIO_REGISTER, &r);
@@ -54,7 +54,7 @@ static int reg_range(int uffd, uint8_t *hva, uint64_t len, bool wp)
 int fault__init(struct fault_engine *fe, struct mem *m,
 		struct fault_source *src)
 {
-	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_api api = {.api = UFFD_API};
 
 	memset(fe, 0, sizeof(*fe));
 	fe->mem = m;
@@ -91,7 +91,7 @@ int fault__place(struct fault_engine *fe, uint64_t gpa, const void *page)
 
 	if (!page) {
 		struct uffdio_zeropage z = {
-			.range = { .start = hva, .len = PAGE_SIZE },
+		    .range = {.start = hva, .len = PAGE_SIZE},
 		};
 		if (!ioctl(fe->uffd, UFFDIO_ZEROPAGE, &z)) {
 			__atomic_add_fetch(&fe->st.zero, 1, __ATOMIC_RELAXED);
@@ -99,11 +99,12 @@ int fault__place(struct fault_engine *fe, uint64_t gpa, const void *page)
 		}
 	} else {
 		struct uffdio_copy c = {
-			.dst = hva, .src = (uintptr_t)page, .len = PAGE_SIZE,
+		    .dst = hva,
+		    .src = (uintptr_t)page,
+		    .len = PAGE_SIZE,
 		};
 		if (!ioctl(fe->uffd, UFFDIO_COPY, &c)) {
-			__atomic_add_fetch(&fe->st.copied, 1,
-					   __ATOMIC_RELAXED);
+			__atomic_add_fetch(&fe->st.copied, 1, __ATOMIC_RELAXED);
 			return 0;
 		}
 	}
@@ -111,7 +112,7 @@ int fault__place(struct fault_engine *fe, uint64_t gpa, const void *page)
 	 * the race). Wake whoever waits on it, in case the winner's wake-up
 	 * came before this fault was queued. */
 	if (errno == EEXIST) {
-		struct uffdio_range r = { .start = hva, .len = PAGE_SIZE };
+		struct uffdio_range r = {.start = hva, .len = PAGE_SIZE};
 		__atomic_add_fetch(&fe->st.eexist, 1, __ATOMIC_RELAXED);
 		ioctl(fe->uffd, UFFDIO_WAKE, &r);
 		return 0;
@@ -135,12 +136,22 @@ static int place(struct fault_engine *fe, uint64_t gpa, bool write)
 	return fault__place(fe, gpa, r == 1 ? NULL : buf);
 }
 
+/* The first error stops the VM (on_error). */
+static void note_error(struct fault_engine *fe, uint64_t gpa, int r)
+{
+	if (r >= 0 || fe->error)
+		return;
+	fe->error = r;
+	if (fe->on_error)
+		fe->on_error(fe->arg, gpa, r);
+}
+
 static void *fault_thread(void *arg)
 {
 	struct fault_engine *fe = arg;
 	struct pollfd p[2] = {
-		{ .fd = fe->uffd, .events = POLLIN },
-		{ .fd = fe->quit_efd, .events = POLLIN },
+	    {.fd = fe->uffd, .events = POLLIN},
+	    {.fd = fe->quit_efd, .events = POLLIN},
 	};
 	struct uffd_msg msgs[16];
 
@@ -161,31 +172,23 @@ static void *fault_thread(void *arg)
 		for (size_t i = 0; i < n / sizeof(msgs[0]); i++) {
 			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
 				continue;
-			uint64_t gpa = (msgs[i].arg.pagefault.address &
-					~(PAGE_SIZE - 1)) -
-				       (uintptr_t)fe->mem->hva;
+			uint64_t gpa =
+			    (msgs[i].arg.pagefault.address & ~(PAGE_SIZE - 1)) -
+			    (uintptr_t)fe->mem->hva;
 			uint64_t fl = msgs[i].arg.pagefault.flags;
 			fe->st.faults++;
 			if (fe->nr_traced < fe->trace_max)
 				fe->trace[fe->nr_traced++] = gpa;
 			if (fe->src->fault) {
 				int e = fe->src->fault(
-					fe->src, gpa,
-					fl & UFFD_PAGEFAULT_FLAG_WRITE,
-					fl & UFFD_PAGEFAULT_FLAG_WP);
-				if (e < 0 && !fe->error) {
-					fe->error = e;
-					if (fe->on_error)
-						fe->on_error(fe->arg, gpa, e);
-				}
+				    fe->src, gpa,
+				    fl & UFFD_PAGEFAULT_FLAG_WRITE,
+				    fl & UFFD_PAGEFAULT_FLAG_WP);
+				note_error(fe, gpa, e);
 				continue;
 			}
 			int r = place(fe, gpa, fl & UFFD_PAGEFAULT_FLAG_WRITE);
-			if (r < 0 && !fe->error) {
-				fe->error = r;
-				if (fe->on_error)
-					fe->on_error(fe->arg, gpa, r);
-			}
+			note_error(fe, gpa, r);
 			/* The VM is stopping; still unblock the faulting
 			 * thread (a zero page), which otherwise waits in
 			 * the kernel, unkillable, and hangs the exit. */
@@ -217,8 +220,7 @@ int fault__start(struct fault_engine *fe)
 void fault__release(struct fault_engine *fe)
 {
 	struct mem *m = fe->mem;
-	struct uffdio_range r = { .start = (uintptr_t)m->hva,
-				  .len = m->lowmem };
+	struct uffdio_range r = {.start = (uintptr_t)m->hva, .len = m->lowmem};
 
 	if (fe->uffd < 0)
 		return;
