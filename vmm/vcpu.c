@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include "vmm/cluster.h"
+#include "vmm/cpuid.h"
 #include "vmm/ioapic.h"
 #include "vmm/pvm.h"
 #include "vmm/vm.h"
@@ -31,13 +32,7 @@ static int set_cpuid(struct vcpu *v)
 	if (!c)
 		return -ENOMEM;
 	memcpy(c, src, sz);
-	for (unsigned i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
-		if (e->function == 1)
-			e->ebx = (e->ebx & 0x00ffffff) | ((uint32_t)v->id << 24);
-		else if (e->function == 0xb || e->function == 0x1f)
-			e->edx = v->id;
-	}
+	cpuid__for_vcpu(c, v->id);
 	r = ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
 	return r < 0 ? -errno : 0;

@@ -18,6 +18,7 @@
 #include "vmm/cluster.h"
 #include "vmm/ioapic.h"
 #include "vmm/loader.h"
+#include "vmm/cpuid.h"
 #include "vmm/pvm.h"
 #include "vmm/restore.h"
 #include "vmm/sysdev.h"
@@ -25,7 +26,6 @@
 #include "vmm/vmgenid.h"
 #include "vmm/vm.h"
 
-#define CPUID_MAX_ENT 256
 #define KERNEL_MAX    (1ULL << 30)
 
 uint64_t vm__now_ns(void)
@@ -136,6 +136,19 @@ static int kvm_setup(struct vm *vm)
 	vm->cpuid->nent = CPUID_MAX_ENT;
 	if (ioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) < 0)
 		return fail("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+	/* The VM's TSC rate (KVM_CAP_VM_TSC_CONTROL, Linux 5.18+), for the
+	 * guest's timing leaf; without it the guest has kvmclock alone. */
+	int khz = 0;
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TSC_CONTROL) > 0)
+		khz = ioctl(vm->vm_fd, KVM_GET_TSC_KHZ, 0);
+	struct cpuid_opts co = {
+		.nr_vcpus = vm->cfg.nr_vcpus,
+		.tsc_khz = khz > 0 ? (uint32_t)khz : 0,
+		.tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION,
+				      KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+	};
+	if (cpuid__shape(vm->cpuid, &co))
+		return fail("CPUID: too many entries");
 	return 0;
 }
 

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# scripts/lab.sh [--cpus N] [--mem SIZE] [--timeout S] -- CMD...
+#
+# Run CMD as root inside a lab VM and exit with CMD's status, its output
+# streamed. The lab is what a machine without /dev/kvm tests on: QEMU's TCG
+# emulates AMD SVM with nested paging, so Debian's stock kernel (package
+# linux-image-amd64) loads kvm-amd and offers an ordinary /dev/kvm
+# (docs/lab.md). The host's root is the lab's root over 9p (same paths,
+# writable), /tmp and /run are the lab's own tmpfs. The lab's kernel log is
+# kept in the run directory and shown when the lab fails.
+#
+# Exit status: CMD's; 124 when --timeout ran out; 125 for a lab failure
+# (the lab's kernel panicked or reported a bug, QEMU failed, no boot within
+# --boot-timeout); 127 when CMD is not found; 2 for bad usage or a missing
+# dependency. Nothing is left running on any exit path.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+me=lab
+cpus=${SLOS_LAB_CPUS:-$(nproc)}
+mem=${SLOS_LAB_MEM:-8G}
+timeout=${SLOS_LAB_TIMEOUT:-3600}
+boot_timeout=${SLOS_LAB_BOOT_TIMEOUT:-180}
+cpu_model=${SLOS_LAB_CPU:-max}
+keep=0
+
+err() { printf '%s: %s\n' "$me" "$*" >&2; }
+usage() {
+	err "usage: scripts/lab.sh [--cpus N] [--mem SIZE] [--timeout S] [--boot-timeout S] [--keep] -- CMD..."
+	exit 2
+}
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--cpus) cpus=${2:-}; shift 2 || usage ;;
+	--mem) mem=${2:-}; shift 2 || usage ;;
+	--timeout) timeout=${2:-}; shift 2 || usage ;;
+	--boot-timeout) boot_timeout=${2:-}; shift 2 || usage ;;
+	--keep) keep=1; shift ;;
+	--) shift; break ;;
+	-h|--help) usage ;;
+	*) err "unknown option '$1'"; usage ;;
+	esac
+done
+[ $# -gt 0 ] || usage
+[[ "$cpus" =~ ^[1-9][0-9]*$ ]] || { err "--cpus '$cpus': not a count"; exit 2; }
+[[ "$timeout" =~ ^[1-9][0-9]*$ ]] || { err "--timeout '$timeout': not a number of seconds"; exit 2; }
+[[ "$boot_timeout" =~ ^[1-9][0-9]*$ ]] || { err "--boot-timeout '$boot_timeout': not a number of seconds"; exit 2; }
+mem_mib=$(awk -v s="$mem" 'BEGIN {
+	n = s + 0; u = toupper(substr(s, length(s)))
+	if (s !~ /^[0-9]+[MmGg]?$/ || n <= 0) { print -1; exit }
+	print (u == "G") ? n * 1024 : n }')
+[ "$mem_mib" -ge 1024 ] || { err "--mem '$mem': give at least 1G (e.g. 4G, 8192M)"; exit 2; }
+[ "$(id -u)" -eq 0 ] || { err "the lab runs CMD as root: run it as root"; exit 2; }
+[ -z "${SLOS_IN_LAB:-}" ] || { err "already inside a lab (nested labs are not supported)"; exit 2; }
+
+# CMD must exist here: the lab sees the same files at the same paths.
+if ! command -v -- "$1" >/dev/null 2>&1; then
+	err "$1: command not found"
+	exit 127
+fi
+
+qemu=$(command -v qemu-system-x86_64 || true)
+[ -n "$qemu" ] || { err "no qemu-system-x86_64 (package qemu-system-x86; run scripts/install-deps.sh)"; exit 2; }
+busybox=/bin/busybox
+[ -x "$busybox" ] || { err "no $busybox (package busybox-static; run scripts/install-deps.sh)"; exit 2; }
+
+# The newest Debian 6.1 kernel that has its modules installed.
+kernel= rel=
+for k in $(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V -r); do
+	r=${k#/boot/vmlinuz-}
+	if [ -r "$k" ] && [ -f "/lib/modules/$r/modules.dep" ]; then
+		kernel=$k rel=$r
+		break
+	fi
+done
+[ -n "$kernel" ] || { err "no lab kernel: /boot/vmlinuz-*-amd64 with its /lib/modules (package linux-image-amd64; run scripts/install-deps.sh)"; exit 2; }
+modinfo -k "$rel" kvm_amd >/dev/null 2>&1 || { err "$rel has no kvm_amd module"; exit 2; }
+
+avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
+if [ "$avail" -lt $((mem_mib + 512)) ]; then
+	err "--mem $mem: this machine has only $avail MiB available (the lab needs its memory and 512 MiB more)"
+	exit 2
+fi
+
+# ---------------------------------------------------------------- initramfs
+# busybox, /init and the 9p-over-virtio-pci modules; cached per kernel.
+cache=$ROOT/build/lab
+mkdir -p "$cache"
+key=$( { echo "$rel"; sha256sum "$busybox" "$ROOT/scripts/lab-init"; } | sha256sum | cut -c1-12)
+initrd=$cache/initramfs-$rel-$key.cpio
+if [ ! -s "$initrd" ]; then
+	stage=$(mktemp -d "$cache/stage.XXXXXX")
+	trap 'rm -rf "$stage"' EXIT
+	mkdir -p "$stage"/{bin,sbin,proc,sys,dev,root,modules}
+	cp "$busybox" "$stage/bin/busybox"
+	for a in sh mount insmod mkdir cat chroot stty sync poweroff echo sleep; do
+		ln -s busybox "$stage/bin/$a"
+	done
+	install -m 0755 "$ROOT/scripts/lab-init" "$stage/init"
+	printf '#!/bin/sh\nexec /bin/chroot /root /sbin/modprobe "$@"\n' >"$stage/sbin/lab-modprobe"
+	chmod 0755 "$stage/sbin/lab-modprobe"
+	modprobe -S "$rel" --show-depends -a 9p 9pnet_virtio virtio_pci virtio_console |
+		awk '$1 == "insmod" && !seen[$2]++ { print $2 }' >"$stage/order.tmp"
+	[ -s "$stage/order.tmp" ] || { err "cannot resolve the 9p/virtio modules of $rel"; exit 2; }
+	while read -r f; do
+		cp "$f" "$stage/modules/"
+		basename "$f" >>"$stage/modules.order"
+	done <"$stage/order.tmp"
+	rm -f "$stage/order.tmp"
+	(cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$initrd.tmp"
+	mv "$initrd.tmp" "$initrd"
+	rm -rf "$stage"
+	trap - EXIT
+	find "$cache" -maxdepth 1 -name 'initramfs-*.cpio' ! -name "${initrd##*/}" -delete
+fi
+
+# ---------------------------------------------------------------- the run
+# Outside /tmp: inside the lab /tmp is a tmpfs of its own.
+run=$(mktemp -d "$cache/run.XXXXXX")
+qpid=
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
+		kill -TERM "$qpid" 2>/dev/null || true
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			kill -0 "$qpid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$qpid" 2>/dev/null || true
+		wait "$qpid" 2>/dev/null || true
+	fi
+	[ "$keep" = 1 ] && err "kept $run" || rm -rf "$run"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'err "interrupted"; exit 130' INT
+trap 'err "terminated"; exit 143' TERM HUP
+
+# CMD in the same directory with the same environment.
+{
+	echo "# generated by scripts/lab.sh"
+	while IFS= read -r v; do
+		case "$v" in PWD|OLDPWD|SHLVL|_|BASH_*|SLOS_IN_LAB) continue ;; esac
+		printf 'export %s=%q\n' "$v" "${!v}"
+	done < <(compgen -e)
+	echo "export SLOS_IN_LAB=1"
+	echo "export PATH=\"\$PATH:/usr/sbin:/sbin\""
+	printf 'cd %q || exit 127\n' "$PWD"
+	printf 'exec'
+	printf ' %q' "$@"
+	echo
+} >"$run/job"
+
+append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr loglevel=4 slos_lab_run=$run ${SLOS_LAB_APPEND:-}"
+start=$(date +%s.%N)
+setpriv --pdeathsig KILL -- "$qemu" \
+	-accel tcg,thread=multi -cpu "$cpu_model" -smp "$cpus" -m "${mem_mib}M" \
+	-nodefaults -no-user-config -display none -no-reboot \
+	-kernel "$kernel" -initrd "$initrd" -append "$append" \
+	-serial "file:$run/kernel.log" \
+	-device virtio-serial-pci -chardev stdio,id=out,signal=off \
+	-device virtconsole,chardev=out \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,multidevs=remap \
+	-device virtio-rng-pci \
+	-monitor "unix:$run/monitor,server,nowait" \
+	</dev/null 2>"$run/qemu.log" &
+qpid=$!
+
+# Show where a failed lab stopped: the first lines of a kernel splat, else
+# the end of its console.
+splat='Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|Call Trace|kernel BUG'
+report() {
+	err "$1"
+	if grep -qE "$splat" "$run/kernel.log" 2>/dev/null; then
+		err "the lab's kernel log from its first report:"
+		grep -m1 -nE "$splat" "$run/kernel.log" | cut -d: -f1 |
+			{ read -r n; sed -n "$((n > 2 ? n - 2 : 1)),$((n + 25))p" "$run/kernel.log"; } | sed 's/^/    /' >&2
+	elif [ -s "$run/kernel.log" ]; then
+		err "the end of the lab's kernel log:"
+		tail -n 15 "$run/kernel.log" | sed 's/^/    /' >&2
+	fi
+	[ -s "$run/qemu.log" ] && { err "QEMU said:"; sed 's/^/    /' "$run/qemu.log" | tail -n 10 >&2; }
+	return 0
+}
+
+t0=$SECONDS
+booted=0
+while kill -0 "$qpid" 2>/dev/null; do
+	if [ "$booted" = 0 ] && [ -e "$run/booted" ]; then
+		booted=1
+	fi
+	if [ "$booted" = 0 ] && [ $((SECONDS - t0)) -ge "$boot_timeout" ]; then
+		report "the lab did not boot within $boot_timeout s"
+		exit 125
+	fi
+	if [ $((SECONDS - t0)) -ge "$timeout" ]; then
+		report "timed out after $timeout s: '$*' was stopped"
+		exit 124
+	fi
+	sleep 0.2
+done
+qrc=0
+wait "$qpid" || qrc=$?
+qpid=
+secs=$(echo "$(date +%s.%N) - $start" | bc)
+
+if [ ! -s "$run/status" ]; then
+	if [ ! -e "$run/booted" ]; then
+		report "the lab ended before CMD started (QEMU status $qrc)"
+	else
+		report "the lab ended while CMD ran (QEMU status $qrc): a lab failure, not CMD's"
+	fi
+	exit 125
+fi
+rc=$(cat "$run/status")
+# A kernel bug the lab shows fails the run even when CMD passed: a green
+# result must not rest on a lab that misbehaved.
+if grep -qE 'Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|kernel BUG' "$run/kernel.log"; then
+	report "the lab's kernel reported a problem while '$*' ran (its status: $rc)"
+	exit 125
+fi
+[ "${SLOS_LAB_QUIET:-0}" = 1 ] || err "'$*' exited $rc; lab ran ${secs%.*} s ($cpus CPUs, ${mem_mib} MiB, -cpu $cpu_model, kernel $rel)"
+exit "$rc"
