@@ -40,7 +40,8 @@ $(O)/tests/unit/%: tests/unit/%.c $(O)/libslos.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(O)/libslos.a -o $@ $(LDFLAGS) -lcriterion $(LDLIBS)
 
-$(O)/tests/integration/%: tests/integration/%.c tests/integration/harness.c
+# kvm_kind.o: tests ask the VMM's own code which KVM is here.
+$(O)/tests/integration/%: tests/integration/%.c tests/integration/harness.c $(O)/vmm/kvm_kind.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDFLAGS) -lcriterion
 
@@ -63,12 +64,18 @@ linux-guest: all
 
 tests: all $(UNIT_BINS) $(INTEG_BINS)
 
-test: deps
+# Their first line says which KVM they use (scripts/kvm.sh): /dev/kvm,
+# or the lab where there is none.
+test:
+	@scripts/kvm.sh banner "make test"
+	scripts/install-deps.sh
 	$(MAKE) tests
 	$(MAKE) asan
 	tests/run-all.sh
 
-demo: deps
+demo:
+	@scripts/kvm.sh banner "make demo"
+	scripts/install-deps.sh
 	$(MAKE) all
 	scripts/demo.sh
 

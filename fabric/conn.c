@@ -699,6 +699,10 @@ struct fabric_listener {
 	int pending;
 	int pending_fd[MAX_PENDING]; /* -1: free; shut down on close */
 	char pending_from[MAX_PENDING][64]; /* the peer's address, no port */
+	/* Each handshake in flight, and through it what its thread holds: a
+	 * process forked while one runs (slos host's VM processes) has no
+	 * such thread, and its leak checker must still find the memory. */
+	struct hs_job *pending_job[MAX_PENDING];
 	struct ready *ready, **ready_tail;
 };
 
@@ -706,6 +710,9 @@ struct hs_job {
 	struct fabric_listener *l;
 	int fd, slot;
 	char peer[64];
+	struct hs_ctx *x;
+	struct fabric_conn *c;
+	struct ready *rd;
 };
 
 static void *hs_thread(void *arg)
@@ -715,7 +722,7 @@ static void *hs_thread(void *arg)
 	char why[FABRIC_WHY_SIZE];
 	struct fabric_conn *c = NULL;
 	struct ready *rd = NULL;
-	struct hs_ctx *x = calloc(1, sizeof(*x));
+	struct hs_ctx *x = j->x = calloc(1, sizeof(*x));
 	int r = -ENOMEM;
 
 	if (x) {
@@ -724,15 +731,17 @@ static void *hs_thread(void *arg)
 		x->rd.deadline = fabric__now_ms() + l->o.timeout_ms;
 		r = respond(x, j->fd, why, sizeof(why));
 		if (!r) {
-			c = conn_new(j->fd, j->peer, &l->o, &x->s);
-			rd = malloc(sizeof(*rd));
+			c = j->c = conn_new(j->fd, j->peer, &l->o, &x->s);
+			rd = j->rd = malloc(sizeof(*rd));
 		}
 		hs_wipe(x);
 		free(x);
+		j->x = NULL;
 	}
 
 	pthread_mutex_lock(&l->lock);
 	l->pending_fd[j->slot] = -1;
+	l->pending_job[j->slot] = NULL;
 	if (r || !c || !rd || l->closing) {
 		if (r && !l->closing)
 			fabric__log(j->peer, "%s; connection closed", why);
@@ -779,6 +788,7 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 		slot = -1;
 	if (slot >= 0 && (j = malloc(sizeof(*j)))) {
 		l->pending_fd[slot] = fd;
+		l->pending_job[slot] = j;
 		snprintf(l->pending_from[slot], sizeof(l->pending_from[slot]),
 			 "%s", from);
 		l->pending++;
@@ -801,6 +811,7 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 	if (pthread_create(&t, &a, hs_thread, j)) {
 		pthread_mutex_lock(&l->lock);
 		l->pending_fd[slot] = -1;
+		l->pending_job[slot] = NULL;
 		l->pending--;
 		pthread_mutex_unlock(&l->lock);
 		fabric__log(peer, "refused: no thread for its handshake");

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: build the project kernel (cached), boot it on 2 vCPUs, run the
+# `make demo`: build the project kernel (cached), boot it on 2 vCPUs (on
+# /dev/kvm, or in the lab: docs/lab.md), run the
 # kernel's own locktorture to "End of test: SUCCESS", and power off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,8 @@ cmdline="console=ttyS0 root=/dev/vda rootwait rcutorture.torture_type=none lockt
 echo "demo: booting $OUT/vmlinux on 2 vCPUs: slos run --cmdline \"$cmdline\""
 start=$(date +%s.%N)
 set +e
-build/slos run --kernel "$OUT/vmlinux" --vcpus 2 --mem 512M --stats \
+# On /dev/kvm, or in the lab where there is none (scripts/kvm.sh).
+scripts/kvm.sh run -- build/slos run --kernel "$OUT/vmlinux" --vcpus 2 --mem 512M --stats \
 	--cmdline "$cmdline" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e

@@ -12,6 +12,9 @@ pkgs=(
 	# the Linux guests (scripts/build-linux-guest.sh)
 	linux-source-6.1 busybox-static flex bison bc libelf-dev libssl-dev
 	cpio xz-utils kmod dwarves python3
+	# the lab, where /dev/kvm is absent (scripts/lab.sh): QEMU TCG and the
+	# stock kernel whose kvm-amd runs on its emulated SVM
+	qemu-system-x86 linux-image-amd64
 )
 
 missing=()

@@ -15,6 +15,7 @@
 #include "fabric/transport.h"
 #include "vmm/cluster.h"
 #include "vmm/host.h"
+#include "vmm/pvm.h"
 #include "vmm/config.h"
 #include "vmm/ctl.h"
 #include "vmm/snapshot.h"
@@ -312,6 +313,7 @@ static void usage(FILE *f)
 		   "       slos host --listen ADDR:PORT --key FILE   serve VMs\n"
 		   "       slos ctl NAME status|stop          control a VM\n"
 		   "       slos ctl NAME snapshot DIR [--stop]\n"
+		   "       slos kvm                           which KVM /dev/kvm is\n"
 		   "       slos version\n");
 }
 
@@ -327,6 +329,12 @@ int main(int argc, char **argv)
 		return ctl__client(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "host"))
 		return host__main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "kvm")) {
+		enum kvm_kind k = pvm__kvm_kind();
+
+		printf("%s\n", pvm__kvm_kind_name(k));
+		return k == KVM_KIND_NONE ? VM_EXIT_USAGE : 0;
+	}
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("slos " SLOS_VERSION "\n");
 		return 0;

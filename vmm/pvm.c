@@ -16,15 +16,6 @@ static const char *const names[PVM_NR_INSNS] = {
 
 static uint64_t counts[PVM_NR_INSNS];
 
-bool pvm__detect(void)
-{
-	const char *e = getenv("SLOS_PVM");
-
-	if (e && *e)
-		return atoi(e) != 0;
-	return access("/sys/module/kvm_pvm", F_OK) == 0;
-}
-
 /*
  * Guest ring 0 is emulated, so the options come in two groups (docs/pvm.md
  * has both tables with the evidence). Each of the first avoids an

@@ -47,7 +47,18 @@ struct pvm_fix {
 	uint64_t ea;	    /* its guest-virtual address */
 };
 
-/* SLOS_PVM=0/1 in the environment overrides detection. */
+/*
+ * Which KVM /dev/kvm is. A machine without /dev/kvm may still have the
+ * kvm_pvm module loaded, so the kind is read from the KVM that opens: PVM
+ * when kvm_pvm is loaded and no kvm_intel/kvm_amd is, or, with both
+ * loaded, when /dev/kvm lacks what only hardware backends offer (nested
+ * state, SMM).
+ */
+enum kvm_kind { KVM_KIND_NONE, KVM_KIND_PVM, KVM_KIND_INTEL, KVM_KIND_AMD };
+enum kvm_kind pvm__kvm_kind(void);
+/* "none", "PVM", "hardware (kvm_intel)", "hardware (kvm_amd)" */
+const char *pvm__kvm_kind_name(enum kvm_kind k);
+/* PVM is the KVM here; SLOS_PVM=0/1 in the environment overrides. */
 bool pvm__detect(void);
 /* Kernel options appended to a Linux command line under PVM. */
 const char *pvm__cmdline(void);

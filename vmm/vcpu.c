@@ -335,7 +335,13 @@ static void handle_exit(struct vcpu *v)
 		fatal(v, "halted with nothing to wake it", 0);
 		break;
 	case KVM_EXIT_SHUTDOWN:
-		fatal(v, "triple fault (shutdown)", 0);
+		/* SVM leaves the VMCB undefined on shutdown, so KVM resets the
+		 * vCPU before it exits: the registers show no trace of it. */
+		fatal(v, pvm__kvm_kind() == KVM_KIND_AMD
+				 ? "triple fault (shutdown; kvm_amd reset the vCPU: "
+				   "the registers below are its reset state)"
+				 : "triple fault (shutdown)",
+		      0);
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
 		vm__stop(vm, VM_EXIT_OK, "guest system event");

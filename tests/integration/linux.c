@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
+#include "vmm/pvm.h"
 
 static const char *guest(const char *f)
 {
@@ -27,7 +28,7 @@ static const char *guest(const char *f)
 
 static bool on_pvm(void)
 {
-	return access("/sys/module/kvm_pvm", F_OK) == 0;
+	return pvm__detect();
 }
 
 struct restore_job {
