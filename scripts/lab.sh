@@ -21,7 +21,7 @@ cpus=${SLOS_LAB_CPUS:-$(nproc)}
 mem=${SLOS_LAB_MEM:-8G}
 timeout=${SLOS_LAB_TIMEOUT:-3600}
 boot_timeout=${SLOS_LAB_BOOT_TIMEOUT:-180}
-cpu_model=${SLOS_LAB_CPU:-max}
+cpu_model=${SLOS_LAB_CPU:-max,xsave=off}
 keep=0
 
 err() { printf '%s: %s\n' "$me" "$*" >&2; }
