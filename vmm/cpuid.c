@@ -56,7 +56,7 @@ static unsigned order(unsigned n)
 static int topology(struct kvm_cpuid2 *c, unsigned nr, uint32_t max_basic)
 {
 	unsigned shift = order(nr);
-	uint32_t leaves[2] = { TOPO_LEAF, TOPO2_LEAF };
+	uint32_t leaves[2] = {TOPO_LEAF, TOPO2_LEAF};
 	struct kvm_cpuid_entry2 *e;
 
 	for (unsigned l = 0; l < 2; l++) {
@@ -76,9 +76,8 @@ static int topology(struct kvm_cpuid2 *c, unsigned nr, uint32_t max_basic)
 		core->ecx = (2u << 8) | 1;
 		end->eax = end->ebx = 0;
 		end->ecx = 2;
-		for (uint32_t i = 3; (e = cpuid__find(c, leaves[l], i)) &&
-				     e->index == i;
-		     i++)
+		for (uint32_t i = 3;
+		     (e = cpuid__find(c, leaves[l], i)) && e->index == i; i++)
 			e->eax = e->ebx = 0, e->ecx = i;
 	}
 	if ((e = cpuid__find(c, 1, 0))) {
@@ -88,13 +87,14 @@ static int topology(struct kvm_cpuid2 *c, unsigned nr, uint32_t max_basic)
 		else
 			e->edx &= ~CPUID_HTT;
 	}
-	for (uint32_t i = 0; (e = cpuid__find(c, 4, i)) && e->index == i &&
-			     (e->eax & 0x1f);
+	for (uint32_t i = 0;
+	     (e = cpuid__find(c, 4, i)) && e->index == i && (e->eax & 0x1f);
 	     i++)
-		e->eax = (e->eax & 0x03ffffffu) | ((nr > 64 ? 63 : nr - 1) << 26);
+		e->eax =
+		    (e->eax & 0x03ffffffu) | ((nr > 64 ? 63 : nr - 1) << 26);
 	if ((e = cpuid__find(c, 0x80000008, 0)))
-		e->ecx = (e->ecx & ~0xf0ffu) | (shift << 12) |
-			 ((nr - 1) & 0xff);
+		e->ecx =
+		    (e->ecx & ~0xf0ffu) | (shift << 12) | ((nr - 1) & 0xff);
 	return 0;
 }
 

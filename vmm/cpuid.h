@@ -22,11 +22,11 @@
 /* KVM's LAPIC timer counts at 1 GHz (APIC_BUS_CYCLE_NS = 1). */
 #define CPUID_LAPIC_KHZ 1000000
 
-#define CPUID_HYPERVISOR (1u << 31) /* leaf 1 ECX */
+#define CPUID_HYPERVISOR   (1u << 31) /* leaf 1 ECX */
 #define CPUID_TSC_DEADLINE (1u << 24)
-#define CPUID_VMX (1u << 5)
-#define CPUID_SVM (1u << 2) /* leaf 0x80000001 ECX */
-#define CPUID_HTT (1u << 28) /* leaf 1 EDX */
+#define CPUID_VMX	   (1u << 5)
+#define CPUID_SVM	   (1u << 2)  /* leaf 0x80000001 ECX */
+#define CPUID_HTT	   (1u << 28) /* leaf 1 EDX */
 
 struct cpuid_opts {
 	unsigned nr_vcpus;

@@ -7,22 +7,31 @@
 
 static struct kvm_cpuid2 *supported(void)
 {
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + CPUID_MAX_ENT *
-					  sizeof(struct kvm_cpuid_entry2));
+	struct kvm_cpuid2 *c = calloc(
+	    1, sizeof(*c) + CPUID_MAX_ENT * sizeof(struct kvm_cpuid_entry2));
 	struct kvm_cpuid_entry2 e[] = {
-		{ .function = 0, .eax = 0x1f },
-		{ .function = 1, .ebx = 0x00ff0800, .ecx = CPUID_VMX,
-		  .edx = CPUID_HTT },
-		{ .function = 4, .index = 0, .eax = 0x121,
-		  .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
-		{ .function = 4, .index = 1, .eax = 0,
-		  .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
-		{ .function = 0xb, .index = 0, .eax = 7, .ebx = 9,
-		  .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX },
-		{ .function = 0x40000000, .eax = 0x40000001 },
-		{ .function = 0x80000001, .ecx = CPUID_SVM },
-		{ .function = 0x80000008, .ecx = 0xffff },
-		{ .function = 0x8000000a, .eax = 1, .ebx = 8, .edx = 0xff },
+	    {.function = 0, .eax = 0x1f},
+	    {.function = 1,
+	     .ebx = 0x00ff0800,
+	     .ecx = CPUID_VMX,
+	     .edx = CPUID_HTT},
+	    {.function = 4,
+	     .index = 0,
+	     .eax = 0x121,
+	     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX},
+	    {.function = 4,
+	     .index = 1,
+	     .eax = 0,
+	     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX},
+	    {.function = 0xb,
+	     .index = 0,
+	     .eax = 7,
+	     .ebx = 9,
+	     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX},
+	    {.function = 0x40000000, .eax = 0x40000001},
+	    {.function = 0x80000001, .ecx = CPUID_SVM},
+	    {.function = 0x80000008, .ecx = 0xffff},
+	    {.function = 0x8000000a, .eax = 1, .ebx = 8, .edx = 0xff},
 	};
 
 	cr_assert(c);
@@ -34,7 +43,7 @@ static struct kvm_cpuid2 *supported(void)
 Test(cpuid, announces_a_hypervisor_without_nesting)
 {
 	struct kvm_cpuid2 *c = supported();
-	struct cpuid_opts o = { .nr_vcpus = 1, .tsc_deadline = true };
+	struct cpuid_opts o = {.nr_vcpus = 1, .tsc_deadline = true};
 
 	cr_assert_eq(cpuid__shape(c, &o), 0);
 	struct kvm_cpuid_entry2 *l1 = cpuid__find(c, 1, 0);
@@ -52,7 +61,7 @@ Test(cpuid, announces_a_hypervisor_without_nesting)
 Test(cpuid, timing_leaf_when_the_tsc_rate_is_known)
 {
 	struct kvm_cpuid2 *c = supported();
-	struct cpuid_opts o = { .nr_vcpus = 2, .tsc_khz = 2599992 };
+	struct cpuid_opts o = {.nr_vcpus = 2, .tsc_khz = 2599992};
 
 	cr_assert_eq(cpuid__shape(c, &o), 0);
 	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x40000010, 0);
@@ -68,7 +77,7 @@ Test(cpuid, timing_leaf_when_the_tsc_rate_is_known)
 Test(cpuid, one_package_of_n_cores)
 {
 	struct kvm_cpuid2 *c = supported();
-	struct cpuid_opts o = { .nr_vcpus = 6 };
+	struct cpuid_opts o = {.nr_vcpus = 6};
 
 	cr_assert_eq(cpuid__shape(c, &o), 0);
 	struct kvm_cpuid_entry2 *smt = cpuid__find(c, 0xb, 0),
@@ -93,7 +102,7 @@ Test(cpuid, one_package_of_n_cores)
 Test(cpuid, each_vcpu_its_apic_id)
 {
 	struct kvm_cpuid2 *c = supported();
-	struct cpuid_opts o = { .nr_vcpus = 4 };
+	struct cpuid_opts o = {.nr_vcpus = 4};
 
 	cr_assert_eq(cpuid__shape(c, &o), 0);
 	cpuid__for_vcpu(c, 3);
@@ -108,7 +117,7 @@ Test(cpuid, each_vcpu_its_apic_id)
 Test(cpuid, full_table_refused)
 {
 	struct kvm_cpuid2 *c = supported();
-	struct cpuid_opts o = { .nr_vcpus = 2, .tsc_khz = 1000 };
+	struct cpuid_opts o = {.nr_vcpus = 2, .tsc_khz = 1000};
 
 	c->nent = CPUID_MAX_ENT; /* the rest zeroed: function 0 entries */
 	cr_expect_eq(cpuid__shape(c, &o), -1);
