@@ -697,12 +697,12 @@ struct fabric_listener {
 	pthread_cond_t cond;
 	bool closing;
 	int pending;
-	int pending_fd[MAX_PENDING]; /* -1: free; shut down on close */
-	char pending_from[MAX_PENDING][64]; /* the peer's address, no port */
-	/* Each handshake in flight, and through it what its thread holds: a
-	 * process forked while one runs (slos host's VM processes) has no
-	 * such thread, and its leak checker must still find the memory. */
+	/* Each handshake in flight (NULL: a free slot; its fd is shut down
+	 * on close), and through it what its thread holds: a process forked
+	 * while one runs (slos host's VM processes) has no such thread, and
+	 * its leak checker must still find the memory. */
 	struct hs_job *pending_job[MAX_PENDING];
+	char pending_from[MAX_PENDING][64]; /* the peer's address, no port */
 	struct ready *ready, **ready_tail;
 };
 
@@ -720,8 +720,6 @@ static void *hs_thread(void *arg)
 	struct hs_job *j = arg;
 	struct fabric_listener *l = j->l;
 	char why[FABRIC_WHY_SIZE];
-	struct fabric_conn *c = NULL;
-	struct ready *rd = NULL;
 	struct hs_ctx *x = j->x = calloc(1, sizeof(*x));
 	int r = -ENOMEM;
 
@@ -731,16 +729,18 @@ static void *hs_thread(void *arg)
 		x->rd.deadline = fabric__now_ms() + l->o.timeout_ms;
 		r = respond(x, j->fd, why, sizeof(why));
 		if (!r) {
-			c = j->c = conn_new(j->fd, j->peer, &l->o, &x->s);
-			rd = j->rd = malloc(sizeof(*rd));
+			j->c = conn_new(j->fd, j->peer, &l->o, &x->s);
+			j->rd = malloc(sizeof(*j->rd));
 		}
 		hs_wipe(x);
 		free(x);
 		j->x = NULL;
 	}
 
+	struct fabric_conn *c = j->c;
+	struct ready *rd = j->rd;
+
 	pthread_mutex_lock(&l->lock);
-	l->pending_fd[j->slot] = -1;
 	l->pending_job[j->slot] = NULL;
 	if (r || !c || !rd || l->closing) {
 		if (r && !l->closing)
@@ -777,7 +777,7 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 		 colon ? (int)(colon - peer) : (int)strlen(peer), peer);
 	pthread_mutex_lock(&l->lock);
 	for (int i = 0; i < MAX_PENDING; i++) {
-		if (l->pending_fd[i] < 0) {
+		if (!l->pending_job[i]) {
 			if (slot < 0)
 				slot = i;
 		} else if (!strcmp(l->pending_from[i], from)) {
@@ -787,7 +787,8 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 	if (same >= MAX_PENDING_FROM)
 		slot = -1;
 	if (slot >= 0 && (j = malloc(sizeof(*j)))) {
-		l->pending_fd[slot] = fd;
+		*j = (struct hs_job){.l = l, .fd = fd, .slot = slot};
+		snprintf(j->peer, sizeof(j->peer), "%s", peer);
 		l->pending_job[slot] = j;
 		snprintf(l->pending_from[slot], sizeof(l->pending_from[slot]),
 			 "%s", from);
@@ -804,13 +805,10 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 		close(fd);
 		return;
 	}
-	*j = (struct hs_job){ .l = l, .fd = fd, .slot = slot };
-	snprintf(j->peer, sizeof(j->peer), "%s", peer);
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &a, hs_thread, j)) {
 		pthread_mutex_lock(&l->lock);
-		l->pending_fd[slot] = -1;
 		l->pending_job[slot] = NULL;
 		l->pending--;
 		pthread_mutex_unlock(&l->lock);
@@ -886,8 +884,6 @@ int fabric__listen(const char *addr, const struct fabric_opts *opts,
 	l->efd = eventfd(0, EFD_CLOEXEC);
 	if (l->efd < 0)
 		goto fail_errno;
-	for (int i = 0; i < MAX_PENDING; i++)
-		l->pending_fd[i] = -1;
 	l->ready_tail = &l->ready;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_condattr_t ca;
@@ -968,8 +964,8 @@ void fabric__listener_forget(struct fabric_listener *l)
 	close(l->fd);
 	close(l->efd);
 	for (int i = 0; i < MAX_PENDING; i++)
-		if (l->pending_fd[i] >= 0)
-			close(l->pending_fd[i]);
+		if (l->pending_job[i])
+			close(l->pending_job[i]->fd);
 }
 
 void fabric__listener_close(struct fabric_listener *l)
@@ -988,8 +984,8 @@ void fabric__listener_close(struct fabric_listener *l)
 
 	pthread_mutex_lock(&l->lock);
 	for (int i = 0; i < MAX_PENDING; i++)
-		if (l->pending_fd[i] >= 0)
-			shutdown(l->pending_fd[i], SHUT_RDWR);
+		if (l->pending_job[i])
+			shutdown(l->pending_job[i]->fd, SHUT_RDWR);
 	while (l->pending)
 		pthread_cond_wait(&l->cond, &l->lock);
 	pthread_mutex_unlock(&l->lock);

@@ -26,11 +26,6 @@ static const char *guest(const char *f)
 	return b;
 }
 
-static bool on_pvm(void)
-{
-	return pvm__detect();
-}
-
 struct restore_job {
 	const char *snap;
 	struct run r;
@@ -188,7 +183,7 @@ Test(linux_guest, initramfs_user_space, .timeout = 600)
 		     "locktorture.torture_type=none",
 		     NULL);
 	cr_expect(harness__has(&r, "SLOS-GUEST-UP"), "no SLOS-GUEST-UP%s:\n%s",
-		  on_pvm() ? " (PVM: system calls through slos)" : "", r.out);
+		  pvm__detect() ? " (PVM: system calls through slos)" : "", r.out);
 	cr_expect_eq(r.status, 0, "status %d:\n%s", r.status, r.out);
 	cr_log_info("initramfs user space up and powered off in %.1f s",
 		    r.secs);
