@@ -7,7 +7,8 @@
 #       busybox-static initramfs with guest/linux/init as /init
 #   stock-vmlinuz, stock-vmlinux, stock-version, stock-initramfs.cpio{,.gz}
 #       Debian's generic kernel (what linux-image-amd64 depends on), its ELF,
-#       and the initramfs plus its virtio/ext4 modules
+#       and the initramfs plus its virtio/ext4 modules and /apps/uspace
+#       (guest/linux/apps/uspace.c, a static program that checks user space)
 #   stock-status
 #       "0" when the stock part worked; else non-zero and the reason (only that
 #       part is skipped, the script still succeeds)
@@ -162,16 +163,18 @@ fi
 readelf -h "$OUT/vmlinux" 2>/dev/null | grep 'Type:.*EXEC' >/dev/null || die "$OUT/vmlinux is not an ELF executable"
 
 # ---------------------------------------------------------------- 3. initramfs
-# make_initramfs OUTBASE STAGING [MODDIR]
+# make_initramfs OUTBASE STAGING [MODDIR [APPDIR]]
 #   writes OUTBASE.cpio.gz and the same archive uncompressed, OUTBASE.cpio
 #   (inflating 1 MB of gzip takes the kernel ~100 s when ring 0 is emulated).
 #   MODDIR, if given, holds *.ko and an "order" file; they go to /lib/modules.
+#   APPDIR, if given, holds programs for /apps (init runs them in name order).
 # The archives are reproducible (fixed mtimes and owners, sorted, gzip -n) and
 # are replaced only when their bytes change.
 make_initramfs() {
-    local base=$1 stage=$2 moddir=${3:-} p key f
+    local base=$1 stage=$2 moddir=${3:-} appdir=${4:-} p key f
     key=$( { echo "$RECIPE_VERSION"; sha256sum "$INIT" "$BUSYBOX";
-             [ -z "$moddir" ] || (cd "$moddir" && sha256sum order *.ko); } | hash_of)
+             [ -z "$moddir" ] || (cd "$moddir" && sha256sum order *.ko);
+             [ -z "$appdir" ] || (cd "$appdir" && sha256sum *); } | hash_of)
     if [ -s "$base.cpio" ] && [ -s "$base.cpio.gz" ] &&
        [ "$(cat "$stage.key" 2>/dev/null || true)" = "$key" ]; then
         return 0
@@ -193,6 +196,9 @@ make_initramfs() {
         if [ -n "$moddir" ]; then
             cp "$moddir"/order "$moddir"/*.ko lib/modules/
         fi
+        if [ -n "$appdir" ]; then
+            cp "$appdir"/* apps/
+        fi
         find . -exec touch -h -d @0 {} +
         find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet
     ) > "$stage.cpio"
@@ -207,6 +213,13 @@ make_initramfs() {
 
 t=$SECONDS
 make_initramfs "$OUT/initramfs" "$CACHE/initramfs.stage"
+# The stock initramfs's user-space check, built the ordinary way.
+APPS=$CACHE/apps
+mkdir -p "$APPS"
+gcc -static -O2 -pthread -Wall -Wextra -Werror -o "$APPS/uspace.new" \
+    "$ROOT/guest/linux/apps/uspace.c" || die "guest/linux/apps/uspace.c did not build (needs libc6-dev)"
+install_file "$APPS/uspace.new" "$APPS/uspace"
+rm -f "$APPS/uspace.new"
 log "initramfs: initramfs.cpio.gz and initramfs.cpio ready ($(elapsed $t))"
 
 # ---------------------------------------------------------------- 4. stock kernel
@@ -341,7 +354,7 @@ stock_build() {
     install_file "$dir/vmlinux" "$OUT/stock-vmlinux"
     printf 'release=%s\npackage=%s\nversion=%s\n' "$rel" "$pkg" "$ver" > "$STOCK/version"
     install_file "$STOCK/version" "$OUT/stock-version"
-    make_initramfs "$OUT/stock-initramfs" "$STOCK/initramfs.stage" "$dir/initramfs-modules"
+    make_initramfs "$OUT/stock-initramfs" "$STOCK/initramfs.stage" "$dir/initramfs-modules" "$APPS"
     printf '0\n%s %s (%s)\n' "$pkg" "$ver" "$rel" > "$STOCK/status"
     install_file "$STOCK/status" "$OUT/stock-status"
     log "stock: $pkg $ver ready (release $rel; initramfs modules: $(tr '\n' ' ' < "$dir/initramfs-modules/order"))"

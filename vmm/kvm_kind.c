@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* Which KVM is here: kept apart from pvm.c so the tests can link it alone. */
+#include <cpuid.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -67,4 +69,25 @@ bool pvm__detect(void)
 	if (e && *e)
 		return atoi(e) != 0;
 	return pvm__kvm_kind() == KVM_KIND_PVM;
+}
+
+bool pvm__host_emulated(void)
+{
+	static int emulated = -1;
+	unsigned a, b, c, d;
+	char sig[13];
+
+	if (emulated >= 0)
+		return emulated;
+	emulated = 0;
+	__cpuid(1, a, b, c, d);
+	if (!(c & (1u << 31)))
+		return false;
+	__cpuid(0x40000000, a, b, c, d);
+	memcpy(sig, &b, 4);
+	memcpy(sig + 4, &c, 4);
+	memcpy(sig + 8, &d, 4);
+	sig[12] = 0;
+	emulated = !strcmp(sig, "TCGTCGTCGTCG");
+	return emulated;
 }

@@ -98,9 +98,11 @@ static void console_pump(struct vm *vm, struct console *c)
 				      c->len - c->off);
 }
 
-/* --snapshot-when: the UART's line hook (a vCPU thread) matches; the main
- * loop, which owns pausing, takes the snapshot. */
+/* --snapshot-when: the UART's line hook (a vCPU thread) matches and parks
+ * every vCPU at once, so the guest stops at the line that matched; the
+ * main loop, which owns pausing, takes the snapshot. */
 struct snap_trigger {
+	struct vm *vm;
 	regex_t re;
 	int efd;
 	bool fired;
@@ -119,6 +121,7 @@ static void snap_line(void *arg, const char *line, size_t len)
 	if (regexec(&t->re, buf, 0, NULL, 0))
 		return;
 	t->fired = true;
+	vm__pause_soon(t->vm);
 	if (write(t->efd, &one, sizeof(one)) < 0)
 		perror("slos: snapshot trigger");
 }
@@ -284,6 +287,7 @@ static int cmd_run(int argc, char **argv)
 	if (cfg.snapshot_when) {
 		regcomp(&trig.re, cfg.snapshot_when, REG_EXTENDED | REG_NOSUB);
 		trig.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		trig.vm = &vm;
 		uart__on_line(vm.uart, snap_line, &trig);
 	}
 	tty_setup();

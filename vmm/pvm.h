@@ -60,6 +60,10 @@ enum kvm_kind pvm__kvm_kind(void);
 const char *pvm__kvm_kind_name(enum kvm_kind k);
 /* PVM is the KVM here; SLOS_PVM=0/1 in the environment overrides. */
 bool pvm__detect(void);
+/* This host is itself a guest of a CPU emulator (QEMU TCG, as in the lab:
+ * hypervisor signature "TCGTCGTCGTCG"), so everything it runs, the host
+ * kernel included, is tens of times slower than the hardware it names. */
+bool pvm__host_emulated(void);
 /* Kernel options appended to a Linux command line under PVM. */
 const char *pvm__cmdline(void);
 /*

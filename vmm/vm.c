@@ -429,6 +429,13 @@ int vm__pause(struct vm *vm)
 	return r;
 }
 
+void vm__pause_soon(struct vm *vm)
+{
+	atomic_store(&vm->pause_req, true);
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
+		vcpu__kick(&vm->vcpus[i]);
+}
+
 void vm__resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);

@@ -118,6 +118,10 @@ void vm__print_stats(struct vm *vm);
  * meanwhile. Only the main thread pauses and resumes.
  */
 int vm__pause(struct vm *vm);
+/* Ask every vCPU to park at its next exit, from any thread (a vCPU's own
+ * exit handler too): a vm__pause that follows then finds the VM where the
+ * request was made, not where the main thread got to it. */
+void vm__pause_soon(struct vm *vm);
 void vm__resume(struct vm *vm);
 
 /* vCPU side (vmm/vcpu.c). */

@@ -99,8 +99,8 @@ int harness__children(pid_t parent, pid_t *out, int max);
 void harness__describe(pid_t pid, char *out, size_t len);
 /* TCP ports pid listens on (IPv4 and IPv6), up to max. */
 int harness__listen_ports(pid_t pid, unsigned *ports, int max);
-/* Slower binaries (ASan) get their time bounds scaled: 3 when SLOS_BIN
- * names an asan build, else 1. */
+/* Slower runs get their time bounds scaled: 3 when SLOS_BIN names an
+ * asan build, 3 in the lab (SLOS_IN_LAB), 9 for both, else 1. */
 double harness__time_scale(void);
 double harness__now(void);
 
