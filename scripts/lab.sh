@@ -21,6 +21,8 @@ cpus=${SLOS_LAB_CPUS:-$(nproc)}
 mem=${SLOS_LAB_MEM:-8G}
 timeout=${SLOS_LAB_TIMEOUT:-3600}
 boot_timeout=${SLOS_LAB_BOOT_TIMEOUT:-180}
+# No heartbeat from the lab's kernel for this long: the lab is wedged.
+wedge=${SLOS_LAB_WEDGE:-120}
 cpu_model=${SLOS_LAB_CPU:-max,xsave=off}
 accel=${SLOS_LAB_ACCEL:-tcg,thread=multi}
 # Shadow paging in the lab's KVM: with QEMU 7.2's emulated nested paging,
@@ -190,11 +192,35 @@ report() {
 	return 0
 }
 
+# What the lab's CPUs were doing, from QEMU's monitor.
+cpu_state() {
+	python3 - "$run/monitor" <<'PY' 2>/dev/null || true
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(3)
+s.connect(sys.argv[1])
+time.sleep(0.3)
+s.recv(65536)
+s.sendall(b"info registers -a\n")
+time.sleep(1)
+out = s.recv(1 << 20).decode(errors="replace")
+for l in out.splitlines():
+    if l.startswith(("CPU#", "RIP=")):
+        print("    " + l.strip())
+PY
+}
+
 t0=$SECONDS
 booted=0
 while kill -0 "$qpid" 2>/dev/null; do
 	if [ "$booted" = 0 ] && [ -e "$run/booted" ]; then
 		booted=1
+	fi
+	if [ "$booted" = 1 ] && [ -e "$run/alive" ] &&
+		[ $(($(date +%s) - $(stat -c %Y "$run/alive"))) -ge "$wedge" ]; then
+		report "the lab's kernel stopped: no heartbeat for $wedge s (a lab failure, not '$*''s); its CPUs:"
+		cpu_state >&2
+		exit 125
 	fi
 	if [ "$booted" = 0 ] && [ $((SECONDS - t0)) -ge "$boot_timeout" ]; then
 		report "the lab did not boot within $boot_timeout s"
