@@ -167,14 +167,14 @@ readelf -h "$OUT/vmlinux" 2>/dev/null | grep 'Type:.*EXEC' >/dev/null || die "$O
 #   writes OUTBASE.cpio.gz and the same archive uncompressed, OUTBASE.cpio
 #   (inflating 1 MB of gzip takes the kernel ~100 s when ring 0 is emulated).
 #   MODDIR, if given, holds *.ko and an "order" file; they go to /lib/modules.
-#   APPDIR, if given, holds programs for /apps (init runs them in name order).
+#   APPDIR, if given, holds uspace, which goes to /apps (init runs /apps/*).
 # The archives are reproducible (fixed mtimes and owners, sorted, gzip -n) and
 # are replaced only when their bytes change.
 make_initramfs() {
     local base=$1 stage=$2 moddir=${3:-} appdir=${4:-} p key f
     key=$( { echo "$RECIPE_VERSION"; sha256sum "$INIT" "$BUSYBOX";
              [ -z "$moddir" ] || (cd "$moddir" && sha256sum order *.ko);
-             [ -z "$appdir" ] || (cd "$appdir" && sha256sum *); } | hash_of)
+             [ -z "$appdir" ] || (cd "$appdir" && sha256sum uspace); } | hash_of)
     if [ -s "$base.cpio" ] && [ -s "$base.cpio.gz" ] &&
        [ "$(cat "$stage.key" 2>/dev/null || true)" = "$key" ]; then
         return 0
@@ -197,7 +197,7 @@ make_initramfs() {
             cp "$moddir"/order "$moddir"/*.ko lib/modules/
         fi
         if [ -n "$appdir" ]; then
-            cp "$appdir"/* apps/
+            cp "$appdir"/uspace apps/
         fi
         find . -exec touch -h -d @0 {} +
         find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet
@@ -213,13 +213,6 @@ make_initramfs() {
 
 t=$SECONDS
 make_initramfs "$OUT/initramfs" "$CACHE/initramfs.stage"
-# The stock initramfs's user-space check, built the ordinary way.
-APPS=$CACHE/apps
-mkdir -p "$APPS"
-gcc -static -O2 -pthread -Wall -Wextra -Werror -o "$APPS/uspace.new" \
-    "$ROOT/guest/linux/apps/uspace.c" || die "guest/linux/apps/uspace.c did not build (needs libc6-dev)"
-install_file "$APPS/uspace.new" "$APPS/uspace"
-rm -f "$APPS/uspace.new"
 log "initramfs: initramfs.cpio.gz and initramfs.cpio ready ($(elapsed $t))"
 
 # ---------------------------------------------------------------- 4. stock kernel
@@ -354,7 +347,17 @@ stock_build() {
     install_file "$dir/vmlinux" "$OUT/stock-vmlinux"
     printf 'release=%s\npackage=%s\nversion=%s\n' "$rel" "$pkg" "$ver" > "$STOCK/version"
     install_file "$STOCK/version" "$OUT/stock-version"
-    make_initramfs "$OUT/stock-initramfs" "$STOCK/initramfs.stage" "$dir/initramfs-modules" "$APPS"
+    # Its user-space check, built the ordinary way (static, host gcc).
+    local apps=$STOCK/apps
+    mkdir -p "$apps"
+    if ! gcc -static -O2 -pthread -Wall -Wextra -Werror -o "$apps/uspace.new" \
+        "$ROOT/guest/linux/apps/uspace.c" >> "$SLOG" 2>&1; then
+        stock_fail "guest/linux/apps/uspace.c did not build (static libc: libc6-dev)"
+        return 0
+    fi
+    install_file "$apps/uspace.new" "$apps/uspace"
+    rm -f "$apps/uspace.new"
+    make_initramfs "$OUT/stock-initramfs" "$STOCK/initramfs.stage" "$dir/initramfs-modules" "$apps"
     printf '0\n%s %s (%s)\n' "$pkg" "$ver" "$rel" > "$STOCK/status"
     install_file "$STOCK/status" "$OUT/stock-status"
     log "stock: $pkg $ver ready (release $rel; initramfs modules: $(tr '\n' ' ' < "$dir/initramfs-modules/order"))"

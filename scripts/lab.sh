@@ -28,7 +28,7 @@ accel=${SLOS_LAB_ACCEL:-tcg,thread=multi}
 # Shadow paging in the lab's KVM: with QEMU 7.2's emulated nested paging,
 # two KVM VMs running at once (two tests, or two hosts of one VM) made one
 # of them triple-fault or hang within seconds (docs/lab.md).
-lab_kvm=${SLOS_LAB_KVM:-kvm_amd.npt=0}
+lab_kvm=${SLOS_LAB_KVM-kvm_amd.npt=0}
 keep=0
 
 err() { printf '%s: %s\n' "$me" "$*" >&2; }
@@ -53,6 +53,7 @@ done
 [[ "$cpus" =~ ^[1-9][0-9]*$ ]] || { err "--cpus '$cpus': not a count"; exit 2; }
 [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || { err "--timeout '$timeout': not a number of seconds"; exit 2; }
 [[ "$boot_timeout" =~ ^[1-9][0-9]*$ ]] || { err "--boot-timeout '$boot_timeout': not a number of seconds"; exit 2; }
+[[ "$wedge" =~ ^[1-9][0-9]*$ ]] || { err "SLOS_LAB_WEDGE '$wedge': not a number of seconds"; exit 2; }
 mem_mib=$(awk -v s="$mem" 'BEGIN {
 	n = s + 0; u = toupper(substr(s, length(s)))
 	if (s !~ /^[0-9]+[MmGg]?$/ || n <= 0) { print -1; exit }
@@ -202,9 +203,13 @@ s.connect(sys.argv[1])
 time.sleep(0.3)
 s.recv(65536)
 s.sendall(b"info registers -a\n")
-time.sleep(1)
-out = s.recv(1 << 20).decode(errors="replace")
-for l in out.splitlines():
+out, end = b"", time.time() + 3
+while time.time() < end and not out.rstrip().endswith(b"(qemu)"):
+    try:
+        out += s.recv(1 << 16)
+    except socket.timeout:
+        break
+for l in out.decode(errors="replace").splitlines():
     if l.startswith(("CPU#", "RIP=")):
         print("    " + l.strip())
 PY
@@ -216,8 +221,9 @@ while kill -0 "$qpid" 2>/dev/null; do
 	if [ "$booted" = 0 ] && [ -e "$run/booted" ]; then
 		booted=1
 	fi
-	if [ "$booted" = 1 ] && [ -e "$run/alive" ] &&
-		[ $(($(date +%s) - $(stat -c %Y "$run/alive"))) -ge "$wedge" ]; then
+	beat=
+	[ "$booted" = 0 ] || beat=$(stat -c %Y "$run/alive" 2>/dev/null) || beat=
+	if [ -n "$beat" ] && [ $(($(date +%s) - beat)) -ge "$wedge" ]; then
 		report "the lab's kernel stopped: no heartbeat for $wedge s (a lab failure, not '$*''s); its CPUs:"
 		cpu_state >&2
 		exit 125

@@ -121,9 +121,12 @@ static void snap_line(void *arg, const char *line, size_t len)
 	if (regexec(&t->re, buf, 0, NULL, 0))
 		return;
 	t->fired = true;
-	vm__pause_soon(t->vm);
+	/* Park only once the main loop is sure to hear of it: it resumes
+	 * or stops the VM after the snapshot. */
 	if (write(t->efd, &one, sizeof(one)) < 0)
 		perror("slos: snapshot trigger");
+	else
+		vm__pause_soon(t->vm);
 }
 
 static void snap_fire(struct vm *vm, struct snap_trigger *t)
@@ -131,8 +134,9 @@ static void snap_fire(struct vm *vm, struct snap_trigger *t)
 	char err[512];
 	uint64_t v;
 
+	/* Fires once (t->fired): the value read is of no interest. */
 	if (read(t->efd, &v, sizeof(v)) < 0)
-		return;
+		perror("slos: snapshot trigger");
 	if (snapshot__vm(vm, vm->cfg.snapshot_to, true, err, sizeof(err))) {
 		fprintf(stderr, "slos: %s\n", err);
 		vm__stop(vm, VM_EXIT_CRASH, "snapshot failed");
@@ -287,6 +291,11 @@ static int cmd_run(int argc, char **argv)
 	if (cfg.snapshot_when) {
 		regcomp(&trig.re, cfg.snapshot_when, REG_EXTENDED | REG_NOSUB);
 		trig.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (trig.efd < 0) {
+			perror("slos: --snapshot-when");
+			vm__exit(&vm);
+			return VM_EXIT_USAGE;
+		}
 		trig.vm = &vm;
 		uart__on_line(vm.uart, snap_line, &trig);
 	}

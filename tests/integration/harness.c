@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
+#include "vmm/pvm.h"
 
 static double now(void)
 {
@@ -162,7 +163,7 @@ double harness__time_scale(void)
 	/* ASan triples the VMM's own work; the lab (QEMU TCG under the lab's
 	 * KVM) is as slow again for everything. */
 	return (strstr(harness__bin(), "asan") ? 3 : 1) *
-	       (getenv("SLOS_IN_LAB") ? 3 : 1);
+	       (pvm__host_emulated() ? 3 : 1);
 }
 
 static void *proc_reader(void *arg)

@@ -100,7 +100,7 @@ void harness__describe(pid_t pid, char *out, size_t len);
 /* TCP ports pid listens on (IPv4 and IPv6), up to max. */
 int harness__listen_ports(pid_t pid, unsigned *ports, int max);
 /* Slower runs get their time bounds scaled: 3 when SLOS_BIN names an
- * asan build, 3 in the lab (SLOS_IN_LAB), 9 for both, else 1. */
+ * asan build, 3 on an emulated host (the lab), 9 for both, else 1. */
 double harness__time_scale(void);
 double harness__now(void);
 

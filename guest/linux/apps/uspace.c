@@ -9,7 +9,9 @@
  *   SLOS-USPACE exec nproc-said=N ok
  *   SLOS-USPACE pipe bytes=N ok
  *   SLOS-USPACE tmpfs bytes=N ok
- *   SLOS-USPACE PASS            (or SLOS-USPACE FAIL: why)
+ *   SLOS-USPACE PASS
+ * or, for each check that failed, SLOS-USPACE FAIL: why, and at the end
+ * SLOS-USPACE FAILED. A check that hangs is reported after 120 s.
  * Exit status 0 only when every check passed.
  */
 #define _GNU_SOURCE
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,6 +36,18 @@
 #define FILE_BYTES (8u << 20)
 
 static int failed;
+static const char *volatile stage = "start";
+
+static void on_alarm(int sig)
+{
+	static const char a[] = "SLOS-USPACE FAIL: timed out in ";
+
+	(void)sig;
+	if (write(1, a, sizeof(a) - 1) < 0 ||
+	    write(1, stage, strlen(stage)) < 0 || write(1, "\n", 1) < 0)
+		_exit(2);
+	_exit(1);
+}
 
 static void fail(const char *fmt, ...)
 {
@@ -121,11 +136,14 @@ static void check_threads(int n)
 	for (size_t i = 0; i < WORDS; i++)
 		data[i] = mix(i);
 	for (int i = 0; i < n; i++) {
+		int e;
 		w[i].cpu = i;
 		w[i].lo = (size_t)WORDS * i / n;
 		w[i].hi = (size_t)WORDS * (i + 1) / n;
-		if (pthread_create(&w[i].t, NULL, work, &w[i])) {
-			fail("threads: pthread_create: %s", strerror(errno));
+		e = pthread_create(&w[i].t, NULL, work, &w[i]);
+		if (e) {
+			/* the program ends soon after: no need to join */
+			fail("threads: pthread_create: %s", strerror(e));
 			return;
 		}
 	}
@@ -150,7 +168,7 @@ static void check_threads(int n)
 static void check_exec(int n)
 {
 	char buf[64] = { 0 };
-	int p[2], st;
+	int p[2], st = -1;
 	ssize_t got = 0, r;
 	pid_t pid;
 
@@ -161,6 +179,8 @@ static void check_exec(int n)
 	pid = fork();
 	if (pid < 0) {
 		fail("exec: fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
 		return;
 	}
 	if (!pid) {
@@ -200,6 +220,8 @@ static void check_pipe(void)
 	pid = fork();
 	if (pid < 0) {
 		fail("pipe: fork: %s", strerror(errno));
+		for (int i = 0; i < 2; i++)
+			close(down[i]), close(up[i]);
 		return;
 	}
 	if (!pid) {
@@ -282,6 +304,10 @@ int main(void)
 	cpu_set_t set;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* A child that dies shows as a failed check, not a silent SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, on_alarm);
+	alarm(120);
 	CPU_ZERO(&set);
 	sched_getaffinity(0, sizeof(set), &set);
 	printf("SLOS-USPACE cpus nproc=%d cpuinfo=%d online=%d\n", nproc,
@@ -289,9 +315,13 @@ int main(void)
 	if (nproc < 1 || cpuinfo != nproc || CPU_COUNT(&set) != nproc)
 		fail("cpus: nproc %d, /proc/cpuinfo %d, affinity %d", nproc,
 		     cpuinfo, CPU_COUNT(&set));
+	stage = "threads";
 	check_threads(nproc);
+	stage = "exec";
 	check_exec(nproc);
+	stage = "pipe";
 	check_pipe();
+	stage = "tmpfs";
 	check_tmpfs();
 	printf("SLOS-USPACE %s\n", failed ? "FAILED" : "PASS");
 	return failed;
