@@ -161,7 +161,10 @@ trap 'err "terminated"; exit 143' TERM HUP
 	echo
 } >"$run/job"
 
-append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr loglevel=4 slos_lab_run=$run $lab_kvm ${SLOS_LAB_APPEND:-}"
+# idle=poll: the lab's CPUs never halt. Under QEMU 7.2 TCG a halted lab
+# CPU sometimes missed its wake-up (an IPI, a timer) and the lab wedged;
+# with idle=poll a whole integration pass ran without a wedge (docs/lab.md).
+append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr idle=poll loglevel=4 slos_lab_run=$run $lab_kvm ${SLOS_LAB_APPEND:-}"
 start=$(date +%s.%N)
 setpriv --pdeathsig KILL -- "$qemu" \
 	-accel "$accel" -cpu "$cpu_model" -smp "$cpus" -m "${mem_mib}M" \
