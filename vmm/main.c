@@ -293,7 +293,11 @@ static int cmd_run(int argc, char **argv)
 		trig.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (trig.efd < 0) {
 			perror("slos: --snapshot-when");
+			regfree(&trig.re);
+			close(ctl_fd);
+			unlink(path);
 			vm__exit(&vm);
+			localhosts__stop();
 			return VM_EXIT_USAGE;
 		}
 		trig.vm = &vm;

@@ -30,8 +30,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define WORDS (1u << 20) /* 8 MiB of data the threads sum */
-#define ROUNDS 8
+#define WORDS	   (1u << 20) /* 8 MiB of data the threads sum */
+#define ROUNDS	   8
 #define PIPE_BYTES (4u << 20)
 #define FILE_BYTES (8u << 20)
 
@@ -160,14 +160,15 @@ static void check_threads(int n)
 		fail("threads: sum 0x%llx, single-threaded 0x%llx",
 		     (unsigned long long)total, (unsigned long long)want);
 	if (seen != n)
-		fail("threads: only %d of %d threads ran on their CPU", seen, n);
+		fail("threads: only %d of %d threads ran on their CPU", seen,
+		     n);
 	free(w);
 }
 
 /* fork + exec of busybox's nproc, its output read through a pipe. */
 static void check_exec(int n)
 {
-	char buf[64] = { 0 };
+	char buf[64] = {0};
 	int p[2], st = -1;
 	ssize_t got = 0, r;
 	pid_t pid;
@@ -194,8 +195,7 @@ static void check_exec(int n)
 	while ((r = read(p[0], buf + got, sizeof(buf) - 1 - got)) > 0)
 		got += r;
 	close(p[0]);
-	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
-	    WEXITSTATUS(st)) {
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
 		fail("exec: nproc ended with status 0x%x", st);
 		return;
 	}
