@@ -32,6 +32,7 @@ struct uart {
 	size_t rx_head, rx_len;
 	char line[UART_LINE_MAX];
 	size_t line_len;
+	size_t line_out; /* of line_len, how much was written out already */
 	int out_fd;
 	uart_irq_fn irq;
 	void *irq_arg;
@@ -62,24 +63,30 @@ static void update_irq(struct uart *u)
 	}
 }
 
+/*
+ * Write out what the line holds that was not written yet. A partial flush
+ * (the main loop's, every 20 ms) keeps the line, so the line hook still
+ * sees it whole when its newline comes; only a full buffer starts over.
+ */
 static void flush_line(struct uart *u, bool complete)
 {
-	if (!u->line_len && !complete)
+	size_t n = u->line_len, off = u->line_out;
+
+	if (n == off && !complete)
 		return;
-	if (u->out_fd >= 0) {
-		size_t n = u->line_len, off = 0;
-		if (complete)
-			u->line[n++] = '\n';
-		while (off < n) {
-			ssize_t w = write(u->out_fd, u->line + off, n - off);
-			if (w <= 0)
-				break;
-			off += w;
-		}
+	if (complete)
+		u->line[n++] = '\n';
+	while (u->out_fd >= 0 && off < n) {
+		ssize_t w = write(u->out_fd, u->line + off, n - off);
+		if (w <= 0)
+			break;
+		off += w;
 	}
+	u->line_out = u->line_len;
 	if (complete && u->on_line)
 		u->on_line(u->line_arg, u->line, u->line_len);
-	u->line_len = 0;
+	if (complete || u->line_len == UART_LINE_MAX - 1)
+		u->line_len = u->line_out = 0;
 }
 
 static void put_char(struct uart *u, uint8_t c)
@@ -298,7 +305,7 @@ int uart__load(struct uart *u, const struct uart_state *s)
 	u->rx_head = 0;
 	u->rx_len = s->rx_len;
 	memcpy(u->rx, s->rx, s->rx_len);
-	u->line_len = 0;
+	u->line_len = u->line_out = 0;
 	pthread_mutex_unlock(&u->lock);
 	return 0;
 }

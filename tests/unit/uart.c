@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* The 16550A as Linux's 8250 driver probes and drives it. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "vmm/uart.h"
@@ -41,6 +43,39 @@ Test(uart, output_goes_out_line_by_line)
 	cr_expect_str_eq(buf, "hello\n");
 	uart__flush(u);
 	cr_assert_eq(read(p[0], buf, sizeof(buf)), 3);
+	uart__free(u);
+	close(p[0]);
+	close(p[1]);
+}
+
+static char hooked[128];
+static void on_line(void *arg, const char *line, size_t len)
+{
+	snprintf(hooked, sizeof(hooked), "%.*s", (int)len, line);
+}
+
+/* The main loop flushes partial lines every 20 ms: the line hook
+ * (--snapshot-when) must still see the line whole, and no byte goes out
+ * twice. */
+Test(uart, partial_flush_keeps_the_line_for_its_hook)
+{
+	int p[2];
+	char buf[64] = { 0 };
+
+	cr_assert_eq(pipe(p), 0);
+	struct uart *u = uart__new(p[1], irq, NULL);
+	uart__on_line(u, on_line, NULL);
+	for (const char *s = "round "; *s; s++)
+		wr(u, 0, *s);
+	uart__flush(u);
+	uart__flush(u);
+	cr_assert_eq(read(p[0], buf, sizeof(buf)), 6);
+	for (const char *s = "3/8\n"; *s; s++)
+		wr(u, 0, *s);
+	memset(buf, 0, sizeof(buf));
+	cr_assert_eq(read(p[0], buf, sizeof(buf)), 4);
+	cr_expect_str_eq(buf, "3/8\n");
+	cr_expect_str_eq(hooked, "round 3/8");
 	uart__free(u);
 	close(p[0]);
 	close(p[1]);
