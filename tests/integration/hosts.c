@@ -249,10 +249,9 @@ static const char *line_of(const char *out, const char *what)
  * 3 s where slos runs under PVM or on an emulated host, the lab
  * (vmm/cluster.c, cluster__dead_ms: emulated guest ring 0 can keep a
  * 2-core host's other threads off the CPU for ~1 s). The message says
- * how long the peer had been quiet: "no
- * frame or heartbeat for N ms", N just past the dead time. The dead time
- * that line shows (checked to be one of the two), or 3 s if it shows
- * none.
+ * how long the peer had been quiet: "no frame or heartbeat for N ms",
+ * N just past the dead time. The dead time that line shows (checked to
+ * be one of the two), or 3 s if it shows none.
  */
 static double dead_time(const char *line)
 {
