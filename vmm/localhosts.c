@@ -29,6 +29,16 @@
 static pid_t daemons[8];
 static unsigned nr_daemons;
 
+/* A child about to exec: none of host 0's blocked signals (vmm/main.c
+ * takes them through a signalfd) stays blocked in what it runs. */
+static void unblock_all(void)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* Run a command (words split on spaces), quietly; its exit status. */
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
@@ -49,6 +59,7 @@ static int run(const char *fmt, ...)
 	if (!pid) {
 		int null = open("/dev/null", O_WRONLY);
 		dup2(null, STDOUT_FILENO);
+		unblock_all();
 		execvp(argv[0], argv);
 		_exit(127);
 	}
@@ -95,6 +106,7 @@ static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
 		snprintf(kf, sizeof(kf), "/proc/self/fd/%d", key_fd);
 		snprintf(rf, sizeof(rf), "%d", ready[1]);
 		close(ready[0]);
+		unblock_all();
 		execl("/proc/self/exe", "slos", "host", "--listen", listen,
 		      "--key", kf, "--ready-fd", rf, (char *)NULL);
 		_exit(127);

@@ -143,17 +143,42 @@ static void snap_fire(struct vm *vm, struct snap_trigger *t)
 	}
 }
 
-static int main_loop(struct vm *vm, int ctl_fd, struct snap_trigger *t)
+/* SIGINT, SIGTERM and SIGHUP are taken from the first instant of `run`
+ * through a signalfd, never by default action: a signal during setup is
+ * kept pending and stops the VM in order (its hosts too), whatever stage
+ * it came in. SIGPIPE is blocked: a lost peer is an error return. Every
+ * thread and child inherits the mask; children exec'd clear it. */
+static int signals_take(void)
 {
-	struct console con = { 0 };
 	sigset_t set;
-	int sfd;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
-	sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigdelset(&set, SIGPIPE);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* A signal that came during setup: its number (0 if none). */
+static int signal_pending(int sfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		return 0;
+	fprintf(stderr, "slos: stopped by signal %u during setup\n",
+		si.ssi_signo);
+	return (int)si.ssi_signo;
+}
+
+static int main_loop(struct vm *vm, int ctl_fd, int sfd,
+		     struct snap_trigger *t)
+{
+	struct console con = { 0 };
+
 	while (!atomic_load(&vm->stopping)) {
 		bool want_in = !con.eof && (con.off < con.len ||
 					    uart__rx_space(vm->uart) > 0);
@@ -187,8 +212,6 @@ static int main_loop(struct vm *vm, int ctl_fd, struct snap_trigger *t)
 			}
 		}
 	}
-	if (sfd >= 0)
-		close(sfd);
 	return 0;
 }
 
@@ -241,8 +264,7 @@ static int cmd_run(int argc, char **argv)
 	static struct vm vm;
 	static struct snap_trigger trig = { .efd = -1 };
 	uint64_t t0 = vm__now_ns();
-	sigset_t set;
-	int r, ctl_fd;
+	int r, ctl_fd, sfd, sig;
 
 	r = config__parse_run(argc, argv, &cfg, err, sizeof(err));
 	if (r) {
@@ -258,10 +280,19 @@ static int cmd_run(int argc, char **argv)
 		cfg.name = name;
 	}
 	cfg.t0_ns = t0;
+	sfd = signals_take();
+	if (sfd < 0) {
+		perror("slos: signalfd");
+		return VM_EXIT_USAGE;
+	}
 	if (hosts_setup(&cfg, err, sizeof(err))) {
 		fprintf(stderr, "slos: %s\n", err);
 		localhosts__stop();
 		return VM_EXIT_USAGE;
+	}
+	if ((sig = signal_pending(sfd))) {
+		localhosts__stop();
+		return 128 + sig;
 	}
 	/* The fabric must be usable before any host is asked for anything:
 	 * RDMA without a device fails here, not at the first remote fault. */
@@ -269,15 +300,9 @@ static int cmd_run(int argc, char **argv)
 	if (!tp || fabric__probe(tp, err, sizeof(err))) {
 		fprintf(stderr, "slos: %s\n",
 			tp ? err : "--fabric: unknown transport");
+		localhosts__stop();
 		return VM_EXIT_USAGE;
 	}
-	/* Signals go to the main loop's signalfd, never to vCPU threads. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (vm__init(&vm, &cfg)) {
 		vm__exit(&vm);
 		localhosts__stop();
@@ -304,8 +329,12 @@ static int cmd_run(int argc, char **argv)
 		uart__on_line(vm.uart, snap_line, &trig);
 	}
 	tty_setup();
-	if (vm__start(&vm) == 0)
-		main_loop(&vm, ctl_fd, cfg.snapshot_when ? &trig : NULL);
+	/* Stopped before the guest runs: nothing of it to keep. */
+	if ((sig = signal_pending(sfd)))
+		vm__stop(&vm, 128 + sig, NULL);
+	else if (vm__start(&vm) == 0)
+		main_loop(&vm, ctl_fd, sfd,
+			  cfg.snapshot_when ? &trig : NULL);
 	r = vm__wait(&vm);
 	tty_restore();
 	close(ctl_fd);
@@ -320,6 +349,7 @@ static int cmd_run(int argc, char **argv)
 		close(trig.efd);
 	}
 	localhosts__stop();
+	close(sfd);
 	return r;
 }
 

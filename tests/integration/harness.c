@@ -58,6 +58,40 @@ static void append(struct run *r, const char *b, size_t n)
 	r->out[r->len] = 0;
 }
 
+/* fork + exec with stdin/stdout/stderr on in/out. Returns only once the
+ * child has exec'd (or died trying): a signal a test sends "0.01 s after
+ * start" must reach slos, not the forked copy of the test process, whose
+ * inherited handlers would swallow it. The child starts with no blocked
+ * or ignored signals, whatever criterion's worker had. */
+static pid_t launch(const char *const *argv, int in, int out)
+{
+	int sync[2];
+	char c;
+
+	if (pipe2(sync, O_CLOEXEC))
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int s = 1; s < NSIG; s++)
+			signal(s, SIG_DFL);
+		close(sync[0]);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(out, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(sync[1]);
+	if (pid > 0)
+		while (read(sync[0], &c, 1) < 0 && errno == EINTR)
+			;
+	close(sync[0]);
+	return pid;
+}
+
 static void vrun(struct run *r, double timeout_s, const char *input,
 		 const char *until, va_list ap)
 {
@@ -75,16 +109,15 @@ static void vrun(struct run *r, double timeout_s, const char *input,
 		return;
 	}
 	double t0 = now();
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(out[1], 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
+	pid_t pid = launch(argv, in[0], out[1]);
 	close(out[1]);
 	close(in[0]);
+	if (pid < 0) {
+		close(in[1]);
+		close(out[0]);
+		r->status = -1;
+		return;
+	}
 	if (input && write(in[1], input, strlen(input)) < 0)
 		perror("harness: stdin");
 	close(in[1]);
@@ -210,20 +243,15 @@ int harness__spawn(struct proc *p, const char *const *argv)
 	pthread_condattr_destroy(&ca);
 	if (!p->out || pipe2(out, O_CLOEXEC))
 		return -1;
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	p->t0 = now();
-	pid_t pid = fork();
+	pid_t pid = null < 0 ? -1 : launch(argv, null, out[1]);
+	if (null >= 0)
+		close(null);
 	if (pid < 0) {
 		close(out[0]);
 		close(out[1]);
 		return -1;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null, 0);
-		dup2(out[1], 1);
-		dup2(out[1], 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
 	}
 	close(out[1]);
 	p->pid = pid;
