@@ -460,6 +460,53 @@ void harness__describe(pid_t pid, char *out, size_t len)
 	snprintf(out, len, "%d (%s)", (int)pid, n ? cmd : "?");
 }
 
+size_t harness__threads(pid_t pid, char *out, size_t len)
+{
+	char path[320], comm[32], wchan[64], stat[512];
+	size_t at = 0;
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	out[0] = 0;
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d)) && at + 1 < len) {
+		if (e->d_name[0] == '.')
+			continue;
+		char state = '?';
+		comm[0] = wchan[0] = 0;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid,
+			 e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f && fgets(stat, sizeof(stat), f)) {
+			/* "tid (comm) S ...": comm may hold spaces */
+			char *l = strchr(stat, '('), *r = strrchr(stat, ')');
+			if (l && r && r > l) {
+				snprintf(comm, sizeof(comm), "%.*s",
+					 (int)(r - l - 1), l + 1);
+				state = r[2];
+			}
+		}
+		if (f)
+			fclose(f);
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/wchan",
+			 (int)pid, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(wchan, sizeof(wchan), f))
+				wchan[0] = 0;
+			fclose(f);
+		}
+		at += snprintf(out + at, len - at, "%s%s %s %c %s",
+			       at ? "; " : "", e->d_name, comm, state,
+			       wchan[0] && strcmp(wchan, "0") ? wchan : "-");
+		if (at >= len)
+			at = len - 1;
+	}
+	closedir(d);
+	return at;
+}
+
 static bool runs_slos(pid_t pid, const char *argv1)
 {
 	char cmd[512];

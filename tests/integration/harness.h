@@ -97,6 +97,9 @@ int harness__descendants(pid_t ancestor, const char *argv1, pid_t *out,
 int harness__children(pid_t parent, pid_t *out, int max);
 /* A one-line description of pid for messages: "PID (cmdline)". */
 void harness__describe(pid_t pid, char *out, size_t len);
+/* Each thread of pid as "tid comm state wchan", "; " between: what a
+ * process that should have ended is stuck on. */
+size_t harness__threads(pid_t pid, char *out, size_t len);
 /* TCP ports pid listens on (IPv4 and IPv6), up to max. */
 int harness__listen_ports(pid_t pid, unsigned *ports, int max);
 /* Slower runs get their time bounds scaled: 3 when SLOS_BIN names an

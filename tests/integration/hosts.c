@@ -228,6 +228,12 @@ static void expect_no_vms(pid_t daemon, const char *when)
 		usleep(20 * 1000);
 	cr_expect_eq(n, 0, "%s: daemon %d still has %d VM process(es)", when,
 		     (int)daemon, n);
+	for (int i = 0; i < n && i < 16; i++) {
+		char th[2048];
+		harness__threads(pids[i], th, sizeof(th));
+		cr_log_info("%s: VM process %d left, its threads: %s", when,
+			    (int)pids[i], th);
+	}
 }
 
 /* The line of out that holds `what`, as a string (static buffer). */
