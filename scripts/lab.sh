@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/lab.sh [--cpus N] [--mem SIZE] [--timeout S] -- CMD...
+# scripts/lab.sh [--cpus N] [--mem SIZE] [--timeout S] [--hosts N] -- CMD...
 #
 # Run CMD as root inside a lab VM and exit with CMD's status, its output
 # streamed. The lab is what a machine without /dev/kvm tests on: QEMU's TCG
@@ -9,6 +9,16 @@
 # writable), /tmp and /run are the lab's own tmpfs. The lab's kernel log is
 # kept in the run directory and shown when the lab fails.
 #
+# --hosts N: N lab VMs, each its own kernel and KVM, on a bridge of their own
+# (a network namespace on this machine, a tap and a virtio-net NIC each;
+# lab h at 10.98.0.(h+1)). Lab 0 runs CMD; labs 1..N-1 run `slos host
+# --listen 10.98.0.(h+1):7100` with a key made for the run. CMD gets
+# SLOS_LAB_HOSTS (their addresses, for `slos run --hosts`), SLOS_LAB_KEY (the
+# key file) and SLOS_LAB_MONITORS (their QEMU monitors, ADDR:PORT on the
+# labs' network, host 1 first: `set_link net0 off` cuts a host off, `quit`
+# powers it off). Each lab gets 1 CPU and 3G unless --cpus/--mem say
+# otherwise.
+#
 # Exit status: CMD's; 124 when --timeout ran out; 125 for a lab failure
 # (the lab's kernel panicked or reported a bug, QEMU failed, no boot within
 # --boot-timeout); 127 when CMD is not found; 2 for bad usage or a missing
@@ -17,13 +27,16 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 me=lab
-cpus=${SLOS_LAB_CPUS:-$(nproc)}
-mem=${SLOS_LAB_MEM:-8G}
+cpus=${SLOS_LAB_CPUS:-}
+mem=${SLOS_LAB_MEM:-}
+hosts=1
 timeout=${SLOS_LAB_TIMEOUT:-3600}
 boot_timeout=${SLOS_LAB_BOOT_TIMEOUT:-180}
 # No heartbeat from the lab's kernel for this long: the lab is wedged.
 wedge=${SLOS_LAB_WEDGE:-120}
-cpu_model=${SLOS_LAB_CPU:-max,xsave=off}
+# No TSC-deadline timer, so the lab's kernel runs its local APIC timer in
+# periodic mode (below): see `tick`.
+cpu_model=${SLOS_LAB_CPU:-max,xsave=off,-tsc-deadline}
 accel=${SLOS_LAB_ACCEL:-tcg,thread=multi}
 # Shadow paging in the lab's KVM: with QEMU 7.2's emulated nested paging,
 # two KVM VMs running at once (two tests, or two hosts of one VM) made one
@@ -33,7 +46,7 @@ keep=0
 
 err() { printf '%s: %s\n' "$me" "$*" >&2; }
 usage() {
-	err "usage: scripts/lab.sh [--cpus N] [--mem SIZE] [--timeout S] [--boot-timeout S] [--keep] -- CMD..."
+	err "usage: scripts/lab.sh [--cpus N] [--mem SIZE] [--timeout S] [--boot-timeout S] [--hosts N] [--keep] -- CMD..."
 	exit 2
 }
 
@@ -43,6 +56,7 @@ while [ $# -gt 0 ]; do
 	--mem) mem=${2:-}; shift 2 || usage ;;
 	--timeout) timeout=${2:-}; shift 2 || usage ;;
 	--boot-timeout) boot_timeout=${2:-}; shift 2 || usage ;;
+	--hosts) hosts=${2:-}; shift 2 || usage ;;
 	--keep) keep=1; shift ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
@@ -50,6 +64,12 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ $# -gt 0 ] || usage
+[[ "$hosts" =~ ^[1-8]$ ]] || { err "--hosts '$hosts': 1 to 8 lab hosts"; exit 2; }
+if [ "$hosts" -gt 1 ]; then
+	cpus=${cpus:-1} mem=${mem:-3G}
+else
+	cpus=${cpus:-$(nproc)} mem=${mem:-8G}
+fi
 [[ "$cpus" =~ ^[1-9][0-9]*$ ]] || { err "--cpus '$cpus': not a count"; exit 2; }
 [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || { err "--timeout '$timeout': not a number of seconds"; exit 2; }
 [[ "$boot_timeout" =~ ^[1-9][0-9]*$ ]] || { err "--boot-timeout '$boot_timeout': not a number of seconds"; exit 2; }
@@ -86,9 +106,15 @@ done
 modinfo -k "$rel" kvm_amd >/dev/null 2>&1 || { err "$rel has no kvm_amd module"; exit 2; }
 
 avail=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo)
-if [ "$avail" -lt $((mem_mib + 512)) ]; then
-	err "--mem $mem: this machine has only $avail MiB available (the lab needs its memory and 512 MiB more)"
+if [ "$avail" -lt $((hosts * mem_mib + 512)) ]; then
+	err "--mem $mem: this machine has only $avail MiB available (the lab needs $hosts x $mem_mib MiB and 512 MiB more)"
 	exit 2
+fi
+if [ "$hosts" -gt 1 ]; then
+	command -v ip >/dev/null || { err "--hosts needs ip (package iproute2)"; exit 2; }
+	[ -c /dev/net/tun ] || { err "--hosts needs /dev/net/tun (the labs' NICs are taps)"; exit 2; }
+	slos=${SLOS_BIN:-$ROOT/build/slos}
+	[ -x "$slos" ] || { err "--hosts: no $slos to run on lab hosts 1..$((hosts - 1)) (make)"; exit 2; }
 fi
 
 # ---------------------------------------------------------------- initramfs
@@ -127,18 +153,24 @@ fi
 # Outside /tmp: inside the lab /tmp is a tmpfs of its own.
 run=$(mktemp -d "$cache/run.XXXXXX")
 qpid=
+mpids=() # the other lab hosts' QEMUs
+ns=
+stop_qemu() {
+	kill -0 "$1" 2>/dev/null || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM HUP
-	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
-		kill -TERM "$qpid" 2>/dev/null || true
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$qpid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$qpid" 2>/dev/null || true
-		wait "$qpid" 2>/dev/null || true
-	fi
+	[ -z "$qpid" ] || stop_qemu "$qpid"
+	for p in "${mpids[@]}"; do stop_qemu "$p"; done
+	[ -z "$ns" ] || ip netns del "$ns" 2>/dev/null || true
 	[ "$keep" = 1 ] && err "kept $run" || rm -rf "$run"
 	exit "$rc"
 }
@@ -155,6 +187,25 @@ trap 'err "terminated"; exit 143' TERM HUP
 	done < <(compgen -e)
 	echo "export SLOS_IN_LAB=1"
 	echo "export PATH=\"\$PATH:/usr/sbin:/sbin\""
+	if [ "$hosts" -gt 1 ]; then
+		addrs= mons=
+		for ((h = 1; h < hosts; h++)); do
+			addrs+="${addrs:+,}10.98.0.$((h + 1)):7100"
+			mons+="${mons:+ }10.98.0.254:$((7200 + h))"
+		done
+		printf 'export SLOS_LAB_HOSTS=%q SLOS_LAB_KEY=%q SLOS_LAB_MONITORS=%q\n' \
+			"$addrs" "$run/key" "$mons"
+		# CMD starts once every other lab host's daemon answers.
+		cat <<-EOF
+		for a in \${SLOS_LAB_HOSTS//,/ }; do
+			for ((t = 0; ; t++)); do
+				timeout 2 bash -c ": <>/dev/tcp/\${a%:*}/\${a#*:}" 2>/dev/null && break
+				[ \$t -lt $boot_timeout ] || { echo "lab: lab host \$a did not come up within $boot_timeout s" >&2; exit 125; }
+				sleep 1
+			done
+		done
+		EOF
+	fi
 	printf 'cd %q || exit 127\n' "$PWD"
 	printf 'exec'
 	printf ' %q' "$@"
@@ -164,19 +215,75 @@ trap 'err "terminated"; exit 143' TERM HUP
 # idle=poll: the lab's CPUs never halt. Under QEMU 7.2 TCG a halted lab
 # CPU sometimes missed its wake-up (an IPI, a timer) and the lab wedged;
 # with idle=poll a whole integration pass ran without a wedge (docs/lab.md).
-append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr idle=poll loglevel=4 slos_lab_run=$run $lab_kvm ${SLOS_LAB_APPEND:-}"
+# A single CPU cannot miss an IPI: it halts as usual.
+idle=
+[ "$cpus" -eq 1 ] || idle=idle=poll
+# A periodic tick that QEMU itself re-arms. QEMU's TCG (7.2 to 10.1) can
+# lose an interrupt sent to a CPU while it enters its nested guest (an
+# unlocked update of the CPU's interrupt_request in its VMRUN, fixed in
+# QEMU 10.2): the IPI stays pending and the CPU runs the guest on, never
+# re-polled, while another CPU waits for it, and the lab wedges. Every tick
+# of a periodic local APIC timer polls the CPU's interrupts again, so a
+# lost one is taken within a tick (docs/lab.md).
+tick=${SLOS_LAB_TICK-nohz=off highres=off}
+append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr $idle $tick loglevel=4 $lab_kvm ${SLOS_LAB_APPEND:-}"
+
+# Lab host h (0: the one that runs CMD) with its run directory d; more
+# QEMU options after d. In the background; its pid in $!.
+lab_start() {
+	local h=$1 d=$2 out extra=()
+	shift 2
+	if [ "$h" = 0 ]; then
+		out=(-chardev stdio,id=out,signal=off)
+	else
+		out=(-chardev "file,id=out,path=$d/console.log")
+	fi
+	if [ -n "$ns" ]; then
+		extra=(-netdev "tap,id=net0,ifname=labtap$h,script=no,downscript=no"
+			-device "virtio-net-pci,netdev=net0,mac=52:54:00:98:00:$(printf %02x $((h + 1)))")
+		# A monitor lab 0's CMD reaches, on the bridge's address.
+		[ "$h" = 0 ] || extra+=(-monitor "tcp:10.98.0.254:$((7200 + h)),server,nowait")
+	fi
+	${ns:+ip netns exec "$ns"} setpriv --pdeathsig KILL -- "$qemu" \
+		-accel "$accel" -cpu "$cpu_model" -smp "$cpus" -m "${mem_mib}M" \
+		-nodefaults -no-user-config -display none -no-reboot \
+		-kernel "$kernel" -initrd "$initrd" \
+		-append "$append slos_lab_run=$d $*" \
+		-serial "file:$d/kernel.log" \
+		-device virtio-serial-pci "${out[@]}" \
+		-device virtconsole,chardev=out \
+		-virtfs local,path=/,mount_tag=hostroot,security_model=none,multidevs=remap \
+		-device virtio-rng-pci "${extra[@]}" \
+		-monitor "unix:$d/monitor,server,nowait" \
+		</dev/null 2>"$d/qemu.log" &
+}
+
 start=$(date +%s.%N)
-setpriv --pdeathsig KILL -- "$qemu" \
-	-accel "$accel" -cpu "$cpu_model" -smp "$cpus" -m "${mem_mib}M" \
-	-nodefaults -no-user-config -display none -no-reboot \
-	-kernel "$kernel" -initrd "$initrd" -append "$append" \
-	-serial "file:$run/kernel.log" \
-	-device virtio-serial-pci -chardev stdio,id=out,signal=off \
-	-device virtconsole,chardev=out \
-	-virtfs local,path=/,mount_tag=hostroot,security_model=none,multidevs=remap \
-	-device virtio-rng-pci \
-	-monitor "unix:$run/monitor,server,nowait" \
-	</dev/null 2>"$run/qemu.log" &
+if [ "$hosts" -gt 1 ]; then
+	# The labs' network: a bridge in a namespace of its own, so nothing
+	# of it touches this machine's interfaces.
+	ns=slos-lab-$$
+	ip netns add "$ns" && ip -n "$ns" link add labbr type bridge &&
+		ip -n "$ns" addr add 10.98.0.254/24 dev labbr &&
+		ip -n "$ns" link set labbr up ||
+		{ err "cannot make the labs' network (namespace $ns)"; exit 2; }
+	head -c 32 /dev/urandom >"$run/key"
+	for ((h = 0; h < hosts; h++)); do
+		ip -n "$ns" tuntap add dev "labtap$h" mode tap &&
+			ip -n "$ns" link set "labtap$h" master labbr up ||
+			{ err "cannot make lab host $h's tap"; exit 2; }
+	done
+	for ((h = 1; h < hosts; h++)); do
+		mkdir -p "$run/h$h"
+		printf 'exec %q host --listen 10.98.0.%d:7100 --key %q\n' \
+			"$slos" $((h + 1)) "$run/key" >"$run/h$h/job"
+		lab_start "$h" "$run/h$h" "slos_lab_ip=10.98.0.$((h + 1))/24"
+		mpids+=($!)
+	done
+	lab_start 0 "$run" "slos_lab_ip=10.98.0.1/24"
+else
+	lab_start 0 "$run"
+fi
 qpid=$!
 
 # Show where a failed lab stopped: the first lines of a kernel splat, else
@@ -193,12 +300,17 @@ report() {
 		tail -n 15 "$run/kernel.log" | sed 's/^/    /' >&2
 	fi
 	[ -s "$run/qemu.log" ] && { err "QEMU said:"; sed 's/^/    /' "$run/qemu.log" | tail -n 10 >&2; }
+	for ((h = 1; h < hosts; h++)); do
+		[ -s "$run/h$h/console.log" ] || [ -s "$run/h$h/kernel.log" ] || continue
+		err "lab host $h: the end of its daemon's output and kernel log:"
+		tail -n 5 "$run/h$h/console.log" "$run/h$h/kernel.log" 2>/dev/null | sed 's/^/    /' >&2
+	done
 	return 0
 }
 
 # What the lab's CPUs were doing, from QEMU's monitor.
 cpu_state() {
-	python3 - "$run/monitor" <<'PY' 2>/dev/null || true
+	python3 - "${1:-$run/monitor}" <<'PY' 2>/dev/null || true
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(3)
@@ -231,6 +343,17 @@ while kill -0 "$qpid" 2>/dev/null; do
 		cpu_state >&2
 		exit 125
 	fi
+	for ((h = 1; h < hosts; h++)); do
+		# A lab host powered off on purpose (a test's `quit`) is not
+		# watched; one that stops while its QEMU runs is a lab failure.
+		kill -0 "${mpids[h - 1]}" 2>/dev/null || continue
+		beat=$(stat -c %Y "$run/h$h/alive" 2>/dev/null) || continue
+		if [ $(($(date +%s) - beat)) -ge "$wedge" ]; then
+			report "lab host $h's kernel stopped: no heartbeat for $wedge s (a lab failure, not '$*''s); its CPUs:"
+			cpu_state "$run/h$h/monitor" >&2
+			exit 125
+		fi
+	done
 	if [ "$booted" = 0 ] && [ $((SECONDS - t0)) -ge "$boot_timeout" ]; then
 		report "the lab did not boot within $boot_timeout s"
 		exit 125
@@ -257,9 +380,18 @@ fi
 rc=$(cat "$run/status")
 # A kernel bug the lab shows fails the run even when CMD passed: a green
 # result must not rest on a lab that misbehaved.
-if grep -qE 'Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|kernel BUG' "$run/kernel.log"; then
-	report "the lab's kernel reported a problem while '$*' ran (its status: $rc)"
-	exit 125
-fi
-[ "${SLOS_LAB_QUIET:-0}" = 1 ] || err "'$*' exited $rc; lab ran ${secs%.*} s ($cpus CPUs, ${mem_mib} MiB, -cpu $cpu_model, kernel $rel)"
+problem='Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|kernel BUG'
+for ((h = 0; h < hosts; h++)); do
+	klog=$run/kernel.log
+	[ "$h" = 0 ] || klog=$run/h$h/kernel.log
+	if grep -qE "$problem" "$klog" 2>/dev/null; then
+		report "lab host $h's kernel reported a problem while '$*' ran (its status: $rc)"
+		if [ "$h" != 0 ]; then
+			n=$(grep -m1 -nE "$problem" "$klog" | cut -d: -f1)
+			sed -n "$((n > 2 ? n - 2 : 1)),$((n + 25))p" "$klog" | sed 's/^/    /' >&2
+		fi
+		exit 125
+	fi
+done
+[ "${SLOS_LAB_QUIET:-0}" = 1 ] || err "'$*' exited $rc; lab ran ${secs%.*} s ($([ "$hosts" = 1 ] || echo "$hosts lab hosts, each ")$cpus CPUs, ${mem_mib} MiB, -cpu $cpu_model, kernel $rel)"
 exit "$rc"
