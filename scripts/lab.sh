@@ -113,8 +113,9 @@ fi
 if [ "$hosts" -gt 1 ]; then
 	command -v ip >/dev/null || { err "--hosts needs ip (package iproute2)"; exit 2; }
 	[ -c /dev/net/tun ] || { err "--hosts needs /dev/net/tun (the labs' NICs are taps)"; exit 2; }
-	slos=${SLOS_BIN:-$ROOT/build/slos}
-	[ -x "$slos" ] || { err "--hosts: no $slos to run on lab hosts 1..$((hosts - 1)) (make)"; exit 2; }
+	# Absolute: the lab hosts' jobs run from /.
+	slos=$(realpath -e -- "${SLOS_BIN:-$ROOT/build/slos}" 2>/dev/null) && [ -x "$slos" ] ||
+		{ err "--hosts: no ${SLOS_BIN:-$ROOT/build/slos} to run on lab hosts 1..$((hosts - 1)) (make)"; exit 2; }
 fi
 
 # ---------------------------------------------------------------- initramfs
@@ -167,7 +168,8 @@ stop_qemu() {
 }
 cleanup() {
 	local rc=$?
-	trap - EXIT INT TERM HUP
+	trap - EXIT
+	trap '' INT TERM HUP
 	[ -z "$qpid" ] || stop_qemu "$qpid"
 	for p in "${mpids[@]}"; do stop_qemu "$p"; done
 	[ -z "$ns" ] || ip netns del "$ns" 2>/dev/null || true
@@ -197,10 +199,10 @@ trap 'err "terminated"; exit 143' TERM HUP
 			"$addrs" "$run/key" "$mons"
 		# CMD starts once every other lab host's daemon answers.
 		cat <<-EOF
+		end=\$((SECONDS + $boot_timeout))
 		for a in \${SLOS_LAB_HOSTS//,/ }; do
-			for ((t = 0; ; t++)); do
-				timeout 2 bash -c ": <>/dev/tcp/\${a%:*}/\${a#*:}" 2>/dev/null && break
-				[ \$t -lt $boot_timeout ] || { echo "lab: lab host \$a did not come up within $boot_timeout s" >&2; exit 125; }
+			until timeout 2 bash -c ": <>/dev/tcp/\${a%:*}/\${a#*:}" 2>/dev/null; do
+				[ \$SECONDS -lt \$end ] || { : >"$run/hosts-down"; echo "lab: lab host \$a did not come up within $boot_timeout s" >&2; exit 125; }
 				sleep 1
 			done
 		done
@@ -262,8 +264,10 @@ start=$(date +%s.%N)
 if [ "$hosts" -gt 1 ]; then
 	# The labs' network: a bridge in a namespace of its own, so nothing
 	# of it touches this machine's interfaces.
-	ns=slos-lab-$$
-	ip netns add "$ns" && ip -n "$ns" link add labbr type bridge &&
+	name=slos-lab-$$-$RANDOM
+	ip netns add "$name" || { err "cannot make the labs' network (namespace $name)"; exit 2; }
+	ns=$name
+	ip -n "$ns" link add labbr type bridge &&
 		ip -n "$ns" addr add 10.98.0.254/24 dev labbr &&
 		ip -n "$ns" link set labbr up ||
 		{ err "cannot make the labs' network (namespace $ns)"; exit 2; }
@@ -290,6 +294,7 @@ qpid=$!
 # the end of its console.
 splat='Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|Call Trace|kernel BUG'
 report() {
+	local h
 	err "$1"
 	if grep -qE "$splat" "$run/kernel.log" 2>/dev/null; then
 		err "the lab's kernel log from its first report:"
@@ -301,9 +306,10 @@ report() {
 	fi
 	[ -s "$run/qemu.log" ] && { err "QEMU said:"; sed 's/^/    /' "$run/qemu.log" | tail -n 10 >&2; }
 	for ((h = 1; h < hosts; h++)); do
-		[ -s "$run/h$h/console.log" ] || [ -s "$run/h$h/kernel.log" ] || continue
-		err "lab host $h: the end of its daemon's output and kernel log:"
-		tail -n 5 "$run/h$h/console.log" "$run/h$h/kernel.log" 2>/dev/null | sed 's/^/    /' >&2
+		[ -s "$run/h$h/console.log" ] || [ -s "$run/h$h/kernel.log" ] ||
+			[ -s "$run/h$h/qemu.log" ] || continue
+		err "lab host $h: the end of its daemon's output, kernel log and QEMU's:"
+		tail -n 5 "$run/h$h/console.log" "$run/h$h/kernel.log" "$run/h$h/qemu.log" 2>/dev/null | sed 's/^/    /' >&2
 	done
 	return 0
 }
@@ -346,7 +352,13 @@ while kill -0 "$qpid" 2>/dev/null; do
 	for ((h = 1; h < hosts; h++)); do
 		# A lab host powered off on purpose (a test's `quit`) is not
 		# watched; one that stops while its QEMU runs is a lab failure.
-		kill -0 "${mpids[h - 1]}" 2>/dev/null || continue
+		if ! kill -0 "${mpids[h - 1]}" 2>/dev/null; then
+			# Its QEMU ended before the lab host booted: not a test's
+			# `quit`, a lab failure.
+			[ -e "$run/h$h/booted" ] && continue
+			report "lab host $h ended before it booted"
+			exit 125
+		fi
 		beat=$(stat -c %Y "$run/h$h/alive" 2>/dev/null) || continue
 		if [ $(($(date +%s) - beat)) -ge "$wedge" ]; then
 			report "lab host $h's kernel stopped: no heartbeat for $wedge s (a lab failure, not '$*''s); its CPUs:"
@@ -378,6 +390,10 @@ if [ ! -s "$run/status" ]; then
 	exit 125
 fi
 rc=$(cat "$run/status")
+if [ -e "$run/hosts-down" ]; then
+	report "a lab host did not come up: a lab failure, not '$*''s"
+	exit 125
+fi
 # A kernel bug the lab shows fails the run even when CMD passed: a green
 # result must not rest on a lab that misbehaved.
 problem='Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|kernel BUG'

@@ -93,6 +93,8 @@ static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
 		return say(why, why_len, "fork: %s", strerror(errno));
 	if (!pid) {
 		char listen[32], kf[32], rf[16];
+		/* SIGTERM from localhosts__stop ends it before its exec too. */
+		unblock_all();
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent || unshare(CLONE_NEWNET))
 			_exit(126);
@@ -106,7 +108,6 @@ static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
 		snprintf(kf, sizeof(kf), "/proc/self/fd/%d", key_fd);
 		snprintf(rf, sizeof(rf), "%d", ready[1]);
 		close(ready[0]);
-		unblock_all();
 		execl("/proc/self/exe", "slos", "host", "--listen", listen,
 		      "--key", kf, "--ready-fd", rf, (char *)NULL);
 		_exit(127);

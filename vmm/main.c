@@ -174,6 +174,17 @@ static int signal_pending(int sfd)
 	return (int)si.ssi_signo;
 }
 
+/* Setup failed: its hosts go, and the status says why. A Ctrl-C reaches
+ * the whole process group, so a helper of the setup may have died of the
+ * same signal: then the signal is the reason (128+N), not the helper. */
+static int setup_failed(int sfd)
+{
+	int sig = signal_pending(sfd);
+
+	localhosts__stop();
+	return sig ? 128 + sig : VM_EXIT_USAGE;
+}
+
 static int main_loop(struct vm *vm, int ctl_fd, int sfd,
 		     struct snap_trigger *t)
 {
@@ -287,8 +298,7 @@ static int cmd_run(int argc, char **argv)
 	}
 	if (hosts_setup(&cfg, err, sizeof(err))) {
 		fprintf(stderr, "slos: %s\n", err);
-		localhosts__stop();
-		return VM_EXIT_USAGE;
+		return setup_failed(sfd);
 	}
 	if ((sig = signal_pending(sfd))) {
 		localhosts__stop();
@@ -300,18 +310,16 @@ static int cmd_run(int argc, char **argv)
 	if (!tp || fabric__probe(tp, err, sizeof(err))) {
 		fprintf(stderr, "slos: %s\n",
 			tp ? err : "--fabric: unknown transport");
-		localhosts__stop();
-		return VM_EXIT_USAGE;
+		return setup_failed(sfd);
 	}
 	if (vm__init(&vm, &cfg)) {
 		vm__exit(&vm);
-		localhosts__stop();
-		return VM_EXIT_USAGE;
+		return setup_failed(sfd);
 	}
 	ctl_fd = ctl__listen(cfg.name, path, sizeof(path));
 	if (ctl_fd < 0) {
 		vm__exit(&vm);
-		return VM_EXIT_USAGE;
+		return setup_failed(sfd);
 	}
 	if (cfg.snapshot_when) {
 		regcomp(&trig.re, cfg.snapshot_when, REG_EXTENDED | REG_NOSUB);

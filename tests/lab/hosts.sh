@@ -12,6 +12,7 @@ slos=${SLOS_BIN:-build/slos}
 testos=build/guest/testos.elf
 IFS=, read -r h1 h2 _ <<<"$SLOS_LAB_HOSTS"
 read -r mon1 mon2 _ <<<"$SLOS_LAB_MONITORS"
+[ -n "$h2" ] && [ -n "$mon2" ] || { echo "lab-hosts: needs 3 lab hosts (scripts/lab.sh --hosts 3)" >&2; exit 2; }
 out=$(mktemp -d)
 passed=0 failed=0
 
@@ -35,8 +36,8 @@ monitor() {
 vm() {
 	local name=$1 hosts=$2 map=$3
 	shift 3
-	"$slos" run --kernel "$testos" --hosts "$hosts" --key "$SLOS_LAB_KEY" \
-		--vcpus 3 --vcpu-map "$map" --cmdline "$*" >"$out/$name" 2>&1 &
+	"$slos" run --name "$name" --kernel "$testos" --hosts "$hosts" \
+		--key "$SLOS_LAB_KEY" --vcpus 3 --vcpu-map "$map" --cmdline "$*" >"$out/$name" 2>&1 &
 	pid=$!
 }
 
@@ -89,7 +90,12 @@ host_lost() {
 		return
 	fi
 	t=$SECONDS
-	monitor "$mon" "$cmd"
+	if ! monitor "$mon" "$cmd"; then
+		"$slos" ctl "$name" stop >/dev/null 2>&1 || kill -TERM $pid
+		wait_for $pid 30
+		bad "$what: no monitor at $mon" "$out/$name"
+		return
+	fi
 	wait_for $pid 60
 	st=$?
 	if [ $st != 0 ] && [ $st != 124 ] &&
