@@ -293,13 +293,25 @@ qpid=$!
 # Show where a failed lab stopped: the first lines of a kernel splat, else
 # the end of its console.
 splat='Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|Call Trace|kernel BUG'
+# The lines around the first match of $1 in kernel log $2, indented.
+first_report() {
+	grep -m1 -nE "$1" "$2" | cut -d: -f1 |
+		{ read -r n; sed -n "$((n > 2 ? n - 2 : 1)),$((n + 25))p" "$2"; } | sed 's/^/    /' >&2
+}
+
+# A lab (its run directory $1) whose kernel's heartbeat is older than $wedge.
+wedged() {
+	local beat
+	beat=$(stat -c %Y "$1/alive" 2>/dev/null) || return 1
+	[ $(($(date +%s) - beat)) -ge "$wedge" ]
+}
+
 report() {
 	local h
 	err "$1"
 	if grep -qE "$splat" "$run/kernel.log" 2>/dev/null; then
 		err "the lab's kernel log from its first report:"
-		grep -m1 -nE "$splat" "$run/kernel.log" | cut -d: -f1 |
-			{ read -r n; sed -n "$((n > 2 ? n - 2 : 1)),$((n + 25))p" "$run/kernel.log"; } | sed 's/^/    /' >&2
+		first_report "$splat" "$run/kernel.log"
 	elif [ -s "$run/kernel.log" ]; then
 		err "the end of the lab's kernel log:"
 		tail -n 15 "$run/kernel.log" | sed 's/^/    /' >&2
@@ -342,9 +354,7 @@ while kill -0 "$qpid" 2>/dev/null; do
 	if [ "$booted" = 0 ] && [ -e "$run/booted" ]; then
 		booted=1
 	fi
-	beat=
-	[ "$booted" = 0 ] || beat=$(stat -c %Y "$run/alive" 2>/dev/null) || beat=
-	if [ -n "$beat" ] && [ $(($(date +%s) - beat)) -ge "$wedge" ]; then
+	if [ "$booted" = 1 ] && wedged "$run"; then
 		report "the lab's kernel stopped: no heartbeat for $wedge s (a lab failure, not '$*''s); its CPUs:"
 		cpu_state >&2
 		exit 125
@@ -359,8 +369,7 @@ while kill -0 "$qpid" 2>/dev/null; do
 			report "lab host $h ended before it booted"
 			exit 125
 		fi
-		beat=$(stat -c %Y "$run/h$h/alive" 2>/dev/null) || continue
-		if [ $(($(date +%s) - beat)) -ge "$wedge" ]; then
+		if wedged "$run/h$h"; then
 			report "lab host $h's kernel stopped: no heartbeat for $wedge s (a lab failure, not '$*''s); its CPUs:"
 			cpu_state "$run/h$h/monitor" >&2
 			exit 125
@@ -402,10 +411,7 @@ for ((h = 0; h < hosts; h++)); do
 	[ "$h" = 0 ] || klog=$run/h$h/kernel.log
 	if grep -qE "$problem" "$klog" 2>/dev/null; then
 		report "lab host $h's kernel reported a problem while '$*' ran (its status: $rc)"
-		if [ "$h" != 0 ]; then
-			n=$(grep -m1 -nE "$problem" "$klog" | cut -d: -f1)
-			sed -n "$((n > 2 ? n - 2 : 1)),$((n + 25))p" "$klog" | sed 's/^/    /' >&2
-		fi
+		[ "$h" = 0 ] || first_report "$problem" "$klog"
 		exit 125
 	fi
 done

@@ -300,10 +300,6 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "slos: %s\n", err);
 		return setup_failed(sfd);
 	}
-	if ((sig = signal_pending(sfd))) {
-		localhosts__stop();
-		return 128 + sig;
-	}
 	/* The fabric must be usable before any host is asked for anything:
 	 * RDMA without a device fails here, not at the first remote fault. */
 	const struct fabric_transport *tp = fabric__transport(cfg.fabric);

@@ -236,18 +236,23 @@ static void expect_no_vms(pid_t daemon, const char *when)
 	}
 }
 
-/* The line of out that holds `what`, as a string (static buffer). */
-static const char *line_of(const char *out, const char *what)
+/* The line of out that p points into, as a string (static buffer). */
+static const char *line_at(const char *out, const char *p)
 {
 	static char l[512];
-	const char *p = out ? strstr(out, what) : NULL;
 
-	if (!p)
-		return "";
 	while (p > out && p[-1] != '\n')
 		p--;
 	snprintf(l, sizeof(l), "%.*s", (int)strcspn(p, "\n"), p);
 	return l;
+}
+
+/* The line of out that holds `what`, as a string (static buffer). */
+static const char *line_of(const char *out, const char *what)
+{
+	const char *p = out ? strstr(out, what) : NULL;
+
+	return p ? line_at(out, p) : "";
 }
 
 /*
@@ -1325,13 +1330,8 @@ static bool closed(struct peer *p, double secs)
 /* A line of out with both a and b, as a string (static buffer). */
 static const char *line_with(const char *out, const char *a, const char *b)
 {
-	static char l[512];
-
 	for (const char *p = out; p && (p = strstr(p, a)); p++) {
-		const char *s = p;
-		while (s > out && s[-1] != '\n')
-			s--;
-		snprintf(l, sizeof(l), "%.*s", (int)strcspn(s, "\n"), s);
+		const char *l = line_at(out, p);
 		if (strstr(l, b))
 			return l;
 	}
