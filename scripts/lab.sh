@@ -335,16 +335,26 @@ s.settimeout(3)
 s.connect(sys.argv[1])
 time.sleep(0.3)
 s.recv(65536)
-s.sendall(b"info registers -a\n")
-out, end = b"", time.time() + 3
-while time.time() < end and not out.rstrip().endswith(b"(qemu)"):
-    try:
-        out += s.recv(1 << 16)
-    except socket.timeout:
-        break
-for l in out.decode(errors="replace").splitlines():
+def ask(cmd):
+    s.sendall(cmd.encode() + b"\n")
+    out, end = b"", time.time() + 3
+    while time.time() < end and not out.rstrip().endswith(b"(qemu)"):
+        try:
+            out += s.recv(1 << 16)
+        except socket.timeout:
+            break
+    return out.decode(errors="replace").splitlines()
+cpus = 0
+for l in ask("info registers -a"):
     if l.startswith(("CPU#", "RIP=")):
         print("    " + l.strip())
+        cpus += l.startswith("CPU#")
+# Pending (IRR) and in-service (ISR) vectors tell a lost interrupt from
+# one never ended.
+for c in range(cpus):
+    st = [l.split(None, 1) for l in ask(f"info lapic {c}")
+          if l.startswith(("ISR", "IRR", "APR", "Timer"))]
+    print(f"    CPU#{c} APIC: " + "; ".join(" ".join(x) for x in st))
 PY
 }
 
