@@ -686,6 +686,11 @@ int fabric__connect(const char *addr, uint64_t vm_id,
 struct ready {
 	struct ready *next;
 	struct fabric_conn *c;
+	/* Its handshake's thread, joined before the connection is handed
+	 * out: a process that forks on it (slos host) must not fork while
+	 * that thread is still ending (ASan's allocator is not fork-safe). */
+	pthread_t thread;
+	bool joined;
 };
 
 struct fabric_listener {
@@ -750,9 +755,12 @@ static void *hs_thread(void *arg)
 		fabric__close(c);
 		free(rd);
 		close(j->fd);
+		pthread_detach(pthread_self()); /* nobody waits for it */
 	} else {
 		rd->c = c;
 		rd->next = NULL;
+		rd->thread = pthread_self();
+		rd->joined = false;
 		*l->ready_tail = rd;
 		l->ready_tail = &rd->next;
 	}
@@ -806,7 +814,6 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 		return;
 	}
 	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &a, hs_thread, j)) {
 		pthread_mutex_lock(&l->lock);
 		l->pending_job[slot] = NULL;
@@ -950,6 +957,9 @@ int fabric__accept(struct fabric_listener *l, int timeout_ms,
 		if (!l->ready)
 			l->ready_tail = &l->ready;
 		*out = rd->c;
+		/* it no longer takes the lock: it only ends */
+		if (!rd->joined)
+			pthread_join(rd->thread, NULL);
 		free(rd);
 		r = 0;
 	} else {
@@ -957,6 +967,27 @@ int fabric__accept(struct fabric_listener *l, int timeout_ms,
 	}
 	pthread_mutex_unlock(&l->lock);
 	return r;
+}
+
+void fabric__listener_hold(struct fabric_listener *l, int timeout_ms)
+{
+	struct timespec ts;
+
+	deadline_ts(&ts, timeout_ms);
+	pthread_mutex_lock(&l->lock);
+	while (l->pending && !l->closing &&
+	       !pthread_cond_timedwait(&l->cond, &l->lock, &ts))
+		;
+	for (struct ready *rd = l->ready; rd; rd = rd->next)
+		if (!rd->joined) {
+			pthread_join(rd->thread, NULL);
+			rd->joined = true;
+		}
+}
+
+void fabric__listener_release(struct fabric_listener *l)
+{
+	pthread_mutex_unlock(&l->lock);
 }
 
 void fabric__listener_forget(struct fabric_listener *l)
@@ -994,6 +1025,8 @@ void fabric__listener_close(struct fabric_listener *l)
 		struct ready *rd = l->ready;
 
 		l->ready = rd->next;
+		if (!rd->joined)
+			pthread_join(rd->thread, NULL);
 		fabric__close(rd->c);
 		free(rd);
 	}

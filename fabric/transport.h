@@ -108,6 +108,13 @@ int fabric__accept(struct fabric_listener *l, int timeout_ms,
 /* Stops accepting, ends pending handshakes, closes connections nobody
  * accepted; accepted ones are the caller's. */
 void fabric__listener_close(struct fabric_listener *l);
+/* Before a fork: wait up to timeout_ms for the handshakes in flight to end
+ * (a thread mid-allocation when the process forks can leave the child's
+ * allocator locked: ASan's is not fork-safe) and for the threads of those
+ * done to exit; then keep new ones from starting until
+ * fabric__listener_release (in the parent; the child uses neither). */
+void fabric__listener_hold(struct fabric_listener *l, int timeout_ms);
+void fabric__listener_release(struct fabric_listener *l);
 /* In a child forked from the listening process: close the child's copies
  * of the listener's descriptors (its threads are not in the child). */
 void fabric__listener_forget(struct fabric_listener *l);

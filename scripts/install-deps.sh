@@ -9,6 +9,8 @@ pkgs=(
 	liburing-dev libcriterion-dev libsodium-dev libibverbs-dev
 	liblzma-dev liblz4-dev libzstd-dev zlib1g-dev
 	spin iproute2 acpica-tools
+	# a test that finds a process stuck shows its stacks
+	gdb
 	# the Linux guests (scripts/build-linux-guest.sh)
 	linux-source-6.1 busybox-static flex bison bc libelf-dev libssl-dev
 	cpio xz-utils kmod dwarves python3

@@ -50,13 +50,17 @@ usage() {
 	exit 2
 }
 
+# An option's value: there, and not empty (an empty --cpus is no default).
+value() {
+	[ $# -ge 2 ] && [ -n "$2" ] || { err "$1 needs a value"; usage; }
+}
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--cpus) cpus=${2:-}; shift 2 || usage ;;
-	--mem) mem=${2:-}; shift 2 || usage ;;
-	--timeout) timeout=${2:-}; shift 2 || usage ;;
-	--boot-timeout) boot_timeout=${2:-}; shift 2 || usage ;;
-	--hosts) hosts=${2:-}; shift 2 || usage ;;
+	--cpus) value "$@"; cpus=$2; shift 2 ;;
+	--mem) value "$@"; mem=$2; shift 2 ;;
+	--timeout) value "$@"; timeout=$2; shift 2 ;;
+	--boot-timeout) value "$@"; boot_timeout=$2; shift 2 ;;
+	--hosts) value "$@"; hosts=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
@@ -152,7 +156,18 @@ fi
 
 # ---------------------------------------------------------------- the run
 # Outside /tmp: inside the lab /tmp is a tmpfs of its own.
-run=$(mktemp -d "$cache/run.XXXXXX")
+# What a lab killed with SIGKILL left (no cleanup ran): its run directory
+# and its labs' network namespace, both named after its PID.
+for d in "$cache"/run.*.*; do
+	p=${d#"$cache"/run.}
+	p=${p%%.*}
+	[[ "$p" =~ ^[0-9]+$ ]] && ! kill -0 "$p" 2>/dev/null && rm -rf "$d"
+done
+for n in $(ip netns list 2>/dev/null | grep -o '^slos-lab-[0-9]*-[0-9]*'); do
+	p=${n#slos-lab-}
+	kill -0 "${p%%-*}" 2>/dev/null || ip netns del "$n" 2>/dev/null || true
+done
+run=$(mktemp -d "$cache/run.$$.XXXXXX")
 qpid=
 mpids=() # the other lab hosts' QEMUs
 ns=
@@ -228,7 +243,7 @@ idle=
 # of a periodic local APIC timer polls the CPU's interrupts again, so a
 # lost one is taken within a tick (docs/lab.md).
 tick=${SLOS_LAB_TICK-nohz=off highres=off}
-append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr $idle $tick loglevel=4 $lab_kvm ${SLOS_LAB_APPEND:-}"
+append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr $idle $tick loglevel=4 $lab_kvm slos_lab_syms=$cache/kallsyms-$rel ${SLOS_LAB_APPEND:-}"
 
 # Lab host h (0: the one that runs CMD) with its run directory d; more
 # QEMU options after d. In the background; its pid in $!.
@@ -328,8 +343,8 @@ report() {
 
 # What the lab's CPUs were doing, from QEMU's monitor.
 cpu_state() {
-	python3 - "${1:-$run/monitor}" <<'PY' 2>/dev/null || true
-import socket, sys, time
+	python3 - "${1:-$run/monitor}" "$cache/kallsyms-$rel" <<'PY' 2>/dev/null || true
+import bisect, re, socket, sys, time
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(3)
 s.connect(sys.argv[1])
@@ -344,17 +359,48 @@ def ask(cmd):
         except socket.timeout:
             break
     return out.decode(errors="replace").splitlines()
-cpus = 0
+syms = []
+try:
+    for l in open(sys.argv[2]):
+        a, t, n = l.split()[:3]
+        if t in "tTwW" and int(a, 16):
+            syms.append((int(a, 16), n))
+    syms.sort()
+except OSError:
+    pass
+def name(a):
+    i = bisect.bisect_right(syms, (a, "~")) - 1
+    if i < 0 or a - syms[i][0] > 0x10000:
+        return None
+    return f"{syms[i][1]}+{a - syms[i][0]:#x}"
+cpus, rsp, cpl = 0, {}, {}
 for l in ask("info registers -a"):
     if l.startswith(("CPU#", "RIP=")):
         print("    " + l.strip())
         cpus += l.startswith("CPU#")
+    if l.startswith("RIP="):
+        m = re.match(r"RIP=([0-9a-f]+)", l)
+        cpl[cpus - 1] = "CPL=0" in l
+        if m and name(int(m.group(1), 16)):
+            print(f"    CPU#{cpus - 1} at {name(int(m.group(1), 16))}")
+    m = re.search(r"RSP=([0-9a-f]+)", l)
+    if m:
+        rsp[cpus - 1] = m.group(1)
 # Pending (IRR) and in-service (ISR) vectors tell a lost interrupt from
 # one never ended.
 for c in range(cpus):
     st = [l.split(None, 1) for l in ask(f"info lapic {c}")
           if l.startswith(("ISR", "IRR", "APR", "Timer"))]
     print(f"    CPU#{c} APIC: " + "; ".join(" ".join(x) for x in st))
+# The kernel code addresses on each CPU's stack: a backtrace, roughly.
+for c in range(cpus):
+    if not syms or not cpl.get(c) or c not in rsp:
+        continue
+    ask(f"cpu {c}")
+    words = [int(w, 16) for l in ask(f"x /160gx 0x{rsp[c]}")
+             for w in re.findall(r"0x([0-9a-f]{16})", l.split(":", 1)[-1])]
+    frames = [n for n in map(name, words) if n]
+    print(f"    CPU#{c} stack: " + " < ".join(frames[:24]))
 PY
 }
 

@@ -55,8 +55,13 @@ static void reap(void)
 static void serve_vm(struct fabric_listener *l, struct fabric_conn *c,
 		     const sigset_t *set)
 {
-	pid_t parent = getpid(), pid = fork();
+	pid_t parent = getpid(), pid;
 
+	/* No handshake thread of the listener's mid-way through the fork. */
+	fabric__listener_hold(l, 1000);
+	pid = fork();
+	if (pid)
+		fabric__listener_release(l);
 	if (pid < 0) {
 		fprintf(stderr, "slos host: fork: %s\n", strerror(errno));
 		fabric__close(c);

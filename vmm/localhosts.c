@@ -80,41 +80,21 @@ static int say(char *why, size_t len, const char *fmt, ...)
 	return -1;
 }
 
-/* One member host: a namespace, its end of a veth link, its daemon. */
-static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
+static void close_all(int *fds, int n)
 {
-	int up[2], go[2], ready[2];
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+/* Talk to a member host's child through its namespace's set-up; returns
+ * -1 with why said, or 0 once its daemon listens. */
+static int bring_up(unsigned i, pid_t pid, int up, int go, int ready, char *why,
+		    size_t why_len)
+{
 	char c;
 
-	if (pipe2(up, O_CLOEXEC) || pipe2(go, O_CLOEXEC) || pipe(ready))
-		return say(why, why_len, "pipe: %s", strerror(errno));
-	pid_t parent = getpid(), pid = fork();
-	if (pid < 0)
-		return say(why, why_len, "fork: %s", strerror(errno));
-	if (!pid) {
-		char listen[32], kf[32], rf[16];
-		/* SIGTERM from localhosts__stop ends it before its exec too. */
-		unblock_all();
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent || unshare(CLONE_NEWNET))
-			_exit(126);
-		if (write(up[1], "u", 1) != 1 || read(go[0], &c, 1) != 1)
-			_exit(126);
-		if (run("ip link set lo up") ||
-		    run("ip addr add " SUBNET "%u/24 dev eth0", i + 1) ||
-		    run("ip link set eth0 up"))
-			_exit(125);
-		snprintf(listen, sizeof(listen), SUBNET "%u:%u", i + 1, PORT);
-		snprintf(kf, sizeof(kf), "/proc/self/fd/%d", key_fd);
-		snprintf(rf, sizeof(rf), "%d", ready[1]);
-		close(ready[0]);
-		execl("/proc/self/exe", "slos", "host", "--listen", listen,
-		      "--key", kf, "--ready-fd", rf, (char *)NULL);
-		_exit(127);
-	}
-	daemons[nr_daemons++] = pid;
-	close(ready[1]);
-	if (read(up[0], &c, 1) != 1)
+	if (read(up, &c, 1) != 1)
 		return say(why, why_len, "host %u: cannot make its namespace",
 			   i);
 	if (run("ip link add slh%u type veth peer name eth0 netns %d", i,
@@ -123,19 +103,61 @@ static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
 	    run("ip link set slh%u up", i))
 		return say(why, why_len, "host %u: cannot link its namespace",
 			   i);
-	if (write(go[1], "g", 1) != 1)
+	if (write(go, "g", 1) != 1)
 		return say(why, why_len, "host %u: lost", i);
 	/* The daemon says when it listens. */
-	struct pollfd p = {.fd = ready[0], .events = POLLIN};
-	if (poll(&p, 1, 15000) != 1 || read(ready[0], &c, 1) != 1)
+	struct pollfd p = {.fd = ready, .events = POLLIN};
+	if (poll(&p, 1, 15000) != 1 || read(ready, &c, 1) != 1)
 		return say(why, why_len, "host %u: its daemon did not start",
 			   i);
-	close(ready[0]);
-	close(up[0]);
-	close(up[1]);
-	close(go[0]);
-	close(go[1]);
 	return 0;
+}
+
+/* One member host: a namespace, its end of a veth link, its daemon. */
+static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
+{
+	/* up[2], go[2], ready[2] */
+	int fd[6] = {-1, -1, -1, -1, -1, -1};
+	char c;
+
+	if (pipe2(fd, O_CLOEXEC) || pipe2(fd + 2, O_CLOEXEC) || pipe(fd + 4)) {
+		say(why, why_len, "pipe: %s", strerror(errno));
+		close_all(fd, 6);
+		return -1;
+	}
+	pid_t parent = getpid(), pid = fork();
+	if (pid < 0) {
+		say(why, why_len, "fork: %s", strerror(errno));
+		close_all(fd, 6);
+		return -1;
+	}
+	if (!pid) {
+		char listen[32], kf[32], rf[16];
+		/* SIGTERM from localhosts__stop ends it before its exec too. */
+		unblock_all();
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent || unshare(CLONE_NEWNET))
+			_exit(126);
+		if (write(fd[1], "u", 1) != 1 || read(fd[2], &c, 1) != 1)
+			_exit(126);
+		if (run("ip link set lo up") ||
+		    run("ip addr add " SUBNET "%u/24 dev eth0", i + 1) ||
+		    run("ip link set eth0 up"))
+			_exit(125);
+		snprintf(listen, sizeof(listen), SUBNET "%u:%u", i + 1, PORT);
+		snprintf(kf, sizeof(kf), "/proc/self/fd/%d", key_fd);
+		snprintf(rf, sizeof(rf), "%d", fd[5]);
+		close(fd[4]);
+		execl("/proc/self/exe", "slos", "host", "--listen", listen,
+		      "--key", kf, "--ready-fd", rf, (char *)NULL);
+		_exit(127);
+	}
+	daemons[nr_daemons++] = pid;
+	close(fd[5]);
+	fd[5] = -1;
+	int r = bring_up(i, pid, fd[0], fd[3], fd[4], why, why_len);
+	close_all(fd, 6);
+	return r;
 }
 
 int localhosts__start(unsigned n, char addrs[][LOCAL_ADDR_LEN], uint8_t key[32],
@@ -150,25 +172,32 @@ int localhosts__start(unsigned n, char addrs[][LOCAL_ADDR_LEN], uint8_t key[32],
 		return say(why, why_len, "no randomness for the VM's key");
 	/* The key reaches the daemons as a file only they can open. */
 	int kfd = memfd_create("slos-key", 0);
-	if (kfd < 0 || write(kfd, key, 32) != 32)
-		return say(why, why_len, "memfd: %s", strerror(errno));
-	if (unshare(CLONE_NEWNET))
-		return say(why, why_len, "network namespace: %s",
-			   strerror(errno));
+	if (kfd < 0 || write(kfd, key, 32) != 32) {
+		say(why, why_len, "memfd: %s", strerror(errno));
+		goto fail;
+	}
+	if (unshare(CLONE_NEWNET)) {
+		say(why, why_len, "network namespace: %s", strerror(errno));
+		goto fail;
+	}
 	if (run("ip link set lo up") || run("ip link add slbr0 type bridge") ||
 	    run("ip addr add " SUBNET "1/24 dev slbr0") ||
-	    run("ip link set slbr0 up"))
-		return say(why, why_len,
-			   "cannot set up the bridge (is iproute2 installed?)");
+	    run("ip link set slbr0 up")) {
+		say(why, why_len,
+		    "cannot set up the bridge (is iproute2 installed?)");
+		goto fail;
+	}
 	for (unsigned i = 1; i < n; i++) {
-		if (spawn(i, kfd, why, why_len)) {
-			close(kfd);
-			return -1;
-		}
+		if (spawn(i, kfd, why, why_len))
+			goto fail;
 		snprintf(addrs[i], LOCAL_ADDR_LEN, SUBNET "%u:%u", i + 1, PORT);
 	}
 	close(kfd);
 	return 0;
+fail:
+	if (kfd >= 0)
+		close(kfd);
+	return -1;
 }
 
 void localhosts__stop(void)

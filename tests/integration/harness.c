@@ -507,6 +507,30 @@ size_t harness__threads(pid_t pid, char *out, size_t len)
 	return at;
 }
 
+size_t harness__backtrace(pid_t pid, char *out, size_t len)
+{
+	char cmd[160], line[512];
+	size_t at = 0;
+
+	out[0] = 0;
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 60 gdb -p %d -batch -nx -ex 'thread apply all bt 25' "
+		 "2>/dev/null",
+		 (int)pid);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if ((line[0] == '#' || !strncmp(line, "Thread ", 7)) &&
+		    at + 1 < len) {
+			at += snprintf(out + at, len - at, "%s", line);
+			if (at >= len)
+				at = len - 1;
+		}
+	pclose(f);
+	return at;
+}
+
 static bool runs_slos(pid_t pid, const char *argv1)
 {
 	char cmd[512];

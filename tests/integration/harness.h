@@ -100,6 +100,8 @@ void harness__describe(pid_t pid, char *out, size_t len);
 /* Each thread of pid as "tid comm state wchan", "; " between: what a
  * process that should have ended is stuck on. */
 size_t harness__threads(pid_t pid, char *out, size_t len);
+/* Each thread's user stack (gdb attaches; empty without gdb). */
+size_t harness__backtrace(pid_t pid, char *out, size_t len);
 /* TCP ports pid listens on (IPv4 and IPv6), up to max. */
 int harness__listen_ports(pid_t pid, unsigned *ports, int max);
 /* Slower runs get their time bounds scaled: 3 when SLOS_BIN names an
