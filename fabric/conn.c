@@ -686,11 +686,6 @@ int fabric__connect(const char *addr, uint64_t vm_id,
 struct ready {
 	struct ready *next;
 	struct fabric_conn *c;
-	/* Its handshake's thread, joined before the connection is handed
-	 * out: a process that forks on it (slos host) must not fork while
-	 * that thread is still ending (ASan's allocator is not fork-safe). */
-	pthread_t thread;
-	bool joined;
 };
 
 struct fabric_listener {
@@ -709,6 +704,12 @@ struct fabric_listener {
 	struct hs_job *pending_job[MAX_PENDING];
 	char pending_from[MAX_PENDING][64]; /* the peer's address, no port */
 	struct ready *ready, **ready_tail;
+	/* Handshakes whose threads are ending or ended, to be joined: none
+	 * is left ending when a connection is handed out, nor during
+	 * fabric__listener_hold (a process that forks, slos host, must not
+	 * fork while such a thread frees and exits: ASan's allocator is not
+	 * fork-safe). */
+	struct hs_job *ended;
 };
 
 struct hs_job {
@@ -718,7 +719,22 @@ struct hs_job {
 	struct hs_ctx *x;
 	struct fabric_conn *c;
 	struct ready *rd;
+	pthread_t thread;
+	struct hs_job *next_ended;
 };
+
+/* Join the handshake threads that ended; l->lock held (they no longer
+ * take it). */
+static void reap_handshakes(struct fabric_listener *l)
+{
+	while (l->ended) {
+		struct hs_job *j = l->ended;
+
+		l->ended = j->next_ended;
+		pthread_join(j->thread, NULL);
+		free(j);
+	}
+}
 
 static void *hs_thread(void *arg)
 {
@@ -755,19 +771,18 @@ static void *hs_thread(void *arg)
 		fabric__close(c);
 		free(rd);
 		close(j->fd);
-		pthread_detach(pthread_self()); /* nobody waits for it */
 	} else {
 		rd->c = c;
 		rd->next = NULL;
-		rd->thread = pthread_self();
-		rd->joined = false;
 		*l->ready_tail = rd;
 		l->ready_tail = &rd->next;
 	}
+	j->thread = pthread_self();
+	j->next_ended = l->ended;
+	l->ended = j;
 	l->pending--;
 	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->lock);
-	free(j);
 	return NULL;
 }
 
@@ -794,6 +809,7 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 	}
 	if (same >= MAX_PENDING_FROM)
 		slot = -1;
+	reap_handshakes(l);
 	if (slot >= 0 && (j = malloc(sizeof(*j)))) {
 		*j = (struct hs_job){.l = l, .fd = fd, .slot = slot};
 		snprintf(j->peer, sizeof(j->peer), "%s", peer);
@@ -818,6 +834,7 @@ static void spawn_handshake(struct fabric_listener *l, int fd,
 		pthread_mutex_lock(&l->lock);
 		l->pending_job[slot] = NULL;
 		l->pending--;
+		pthread_cond_broadcast(&l->cond);
 		pthread_mutex_unlock(&l->lock);
 		fabric__log(peer, "refused: no thread for its handshake");
 		close(fd);
@@ -957,10 +974,8 @@ int fabric__accept(struct fabric_listener *l, int timeout_ms,
 		if (!l->ready)
 			l->ready_tail = &l->ready;
 		*out = rd->c;
-		/* it no longer takes the lock: it only ends */
-		if (!rd->joined)
-			pthread_join(rd->thread, NULL);
 		free(rd);
+		reap_handshakes(l);
 		r = 0;
 	} else {
 		r = l->closing ? -ECANCELED : -ETIMEDOUT;
@@ -978,11 +993,11 @@ void fabric__listener_hold(struct fabric_listener *l, int timeout_ms)
 	while (l->pending && !l->closing &&
 	       !pthread_cond_timedwait(&l->cond, &l->lock, &ts))
 		;
-	for (struct ready *rd = l->ready; rd; rd = rd->next)
-		if (!rd->joined) {
-			pthread_join(rd->thread, NULL);
-			rd->joined = true;
-		}
+	if (l->pending)
+		fabric__log(l->addr,
+			    "%d handshake(s) still in progress at a fork",
+			    l->pending);
+	reap_handshakes(l);
 }
 
 void fabric__listener_release(struct fabric_listener *l)
@@ -997,6 +1012,10 @@ void fabric__listener_forget(struct fabric_listener *l)
 	for (int i = 0; i < MAX_PENDING; i++)
 		if (l->pending_job[i])
 			close(l->pending_job[i]->fd);
+	/* other VMs' connections, not this child's to keep open */
+	for (struct ready *rd = l->ready; rd; rd = rd->next)
+		if (rd->c && rd->c->fd >= 0)
+			close(rd->c->fd);
 }
 
 void fabric__listener_close(struct fabric_listener *l)
@@ -1019,14 +1038,13 @@ void fabric__listener_close(struct fabric_listener *l)
 			shutdown(l->pending_job[i]->fd, SHUT_RDWR);
 	while (l->pending)
 		pthread_cond_wait(&l->cond, &l->lock);
+	reap_handshakes(l);
 	pthread_mutex_unlock(&l->lock);
 
 	while (l->ready) {
 		struct ready *rd = l->ready;
 
 		l->ready = rd->next;
-		if (!rd->joined)
-			pthread_join(rd->thread, NULL);
 		fabric__close(rd->c);
 		free(rd);
 	}

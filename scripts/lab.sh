@@ -158,14 +158,15 @@ fi
 # Outside /tmp: inside the lab /tmp is a tmpfs of its own.
 # What a lab killed with SIGKILL left (no cleanup ran): its run directory
 # and its labs' network namespace, both named after its PID.
+# (A --keep run's directory is the user's: it stays.)
 for d in "$cache"/run.*.*; do
 	p=${d#"$cache"/run.}
 	p=${p%%.*}
-	[[ "$p" =~ ^[0-9]+$ ]] && ! kill -0 "$p" 2>/dev/null && rm -rf "$d"
+	[[ "$p" =~ ^[0-9]+$ ]] && [ ! -d "/proc/$p" ] && [ ! -e "$d/kept" ] && rm -rf "$d"
 done
 for n in $(ip netns list 2>/dev/null | grep -o '^slos-lab-[0-9]*-[0-9]*'); do
 	p=${n#slos-lab-}
-	kill -0 "${p%%-*}" 2>/dev/null || ip netns del "$n" 2>/dev/null || true
+	[ -d "/proc/${p%%-*}" ] || ip netns del "$n" 2>/dev/null || true
 done
 run=$(mktemp -d "$cache/run.$$.XXXXXX")
 qpid=
@@ -188,7 +189,12 @@ cleanup() {
 	[ -z "$qpid" ] || stop_qemu "$qpid"
 	for p in "${mpids[@]}"; do stop_qemu "$p"; done
 	[ -z "$ns" ] || ip netns del "$ns" 2>/dev/null || true
-	[ "$keep" = 1 ] && err "kept $run" || rm -rf "$run"
+	if [ "$keep" = 1 ]; then
+		: >"$run/kept"
+		err "kept $run"
+	else
+		rm -rf "$run"
+	fi
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -362,9 +368,12 @@ def ask(cmd):
 syms = []
 try:
     for l in open(sys.argv[2]):
-        a, t, n = l.split()[:3]
-        if t in "tTwW" and int(a, 16):
-            syms.append((int(a, 16), n))
+        try:
+            a, t, n = l.split()[:3]
+            if t in "tTwW" and int(a, 16):
+                syms.append((int(a, 16), n))
+        except ValueError:
+            pass
     syms.sort()
 except OSError:
     pass

@@ -514,7 +514,7 @@ size_t harness__backtrace(pid_t pid, char *out, size_t len)
 
 	out[0] = 0;
 	snprintf(cmd, sizeof(cmd),
-		 "timeout 60 gdb -p %d -batch -nx -ex 'thread apply all bt 25' "
+		 "timeout 20 gdb -p %d -batch -nx -ex 'thread apply all bt 25' "
 		 "2>/dev/null",
 		 (int)pid);
 	FILE *f = popen(cmd, "r");
