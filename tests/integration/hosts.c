@@ -1076,15 +1076,30 @@ static void io_host_dies(int sig)
 	}
 	double gone = harness__now() - t;
 	cr_expect(!n1 && !n2, "VM processes left on the daemons");
-	/* either member may see it first and stop the other */
-	cr_expect(harness__wait_output(&d1, "slos: lost the I/O host: ",
-				       scaled(2)) ||
-			  harness__wait_output(&d2, "slos: lost the I/O host: ",
-					       scaled(2)),
-		  "no member said why it stopped");
-	char *o1 = harness__output(&d1), *o2 = harness__output(&d2);
-	const char *l = line_of(strstr(o1, "lost the I/O host") ? o1 : o2,
-				"lost the I/O host");
+	/* Either member may see it first and stop the other; it says "lost
+	 * the I/O host: why", or, when its DSM's send to host 0 fails
+	 * first, "host 0 is unreachable (why): ...". */
+	static const char *const said[] = {"slos: lost the I/O host: ",
+					   "slos: host 0 is unreachable ("};
+	const char *l = NULL;
+	char *o1 = NULL, *o2 = NULL;
+	for (double until = harness__now() + scaled(4);;) {
+		free(o1);
+		free(o2);
+		o1 = harness__output(&d1);
+		o2 = harness__output(&d2);
+		for (int i = 0; i < 4 && !l; i++) {
+			const char *o = i & 1 ? o2 : o1;
+			if (strstr(o, said[i / 2]))
+				l = line_of(o, said[i / 2]);
+		}
+		if (l || harness__now() >= until)
+			break;
+		usleep(20 * 1000);
+	}
+	cr_expect(l, "no member said why it stopped:\n%s\n%s", o1, o2);
+	if (!l)
+		l = "";
 	double dead = 0;
 	if (sig == SIGSTOP) {
 		dead = dead_time(l);
