@@ -313,7 +313,10 @@ qpid=$!
 
 # Show where a failed lab stopped: the first lines of a kernel splat, else
 # the end of its console.
-splat='Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|Call Trace|kernel BUG'
+# A kernel bug the lab shows (problem) fails the run; a splat's first line
+# may also be a bare call trace.
+problem='Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|kernel BUG'
+splat="$problem|Call Trace"
 # The lines around the first match of $1 in kernel log $2, indented.
 first_report() {
 	grep -m1 -nE "$1" "$2" | cut -d: -f1 |
@@ -426,10 +429,9 @@ while kill -0 "$qpid" 2>/dev/null; do
 	fi
 	for ((h = 1; h < hosts; h++)); do
 		# A lab host powered off on purpose (a test's `quit`) is not
-		# watched; one that stops while its QEMU runs is a lab failure.
+		# watched; one whose QEMU ended before it booted, or whose
+		# kernel stops while its QEMU runs, is a lab failure.
 		if ! kill -0 "${mpids[h - 1]}" 2>/dev/null; then
-			# Its QEMU ended before the lab host booted: not a test's
-			# `quit`, a lab failure.
 			[ -e "$run/h$h/booted" ] && continue
 			report "lab host $h ended before it booted"
 			exit 125
@@ -470,7 +472,6 @@ if [ -e "$run/hosts-down" ]; then
 fi
 # A kernel bug the lab shows fails the run even when CMD passed: a green
 # result must not rest on a lab that misbehaved.
-problem='Kernel panic|BUG:|Oops|general protection fault|corrupted stack|WARNING:|kernel BUG'
 for ((h = 0; h < hosts; h++)); do
 	klog=$run/kernel.log
 	[ "$h" = 0 ] || klog=$run/h$h/kernel.log

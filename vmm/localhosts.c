@@ -120,16 +120,16 @@ static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
 	int fd[6] = {-1, -1, -1, -1, -1, -1};
 	char c;
 
+	pid_t parent = getpid(), pid = -1;
+	int r = -1;
+
 	if (pipe2(fd, O_CLOEXEC) || pipe2(fd + 2, O_CLOEXEC) || pipe(fd + 4)) {
 		say(why, why_len, "pipe: %s", strerror(errno));
-		close_all(fd, 6);
-		return -1;
+		goto out;
 	}
-	pid_t parent = getpid(), pid = fork();
-	if (pid < 0) {
+	if ((pid = fork()) < 0) {
 		say(why, why_len, "fork: %s", strerror(errno));
-		close_all(fd, 6);
-		return -1;
+		goto out;
 	}
 	if (!pid) {
 		char listen[32], kf[32], rf[16];
@@ -155,7 +155,8 @@ static int spawn(unsigned i, int key_fd, char *why, size_t why_len)
 	daemons[nr_daemons++] = pid;
 	close(fd[5]);
 	fd[5] = -1;
-	int r = bring_up(i, pid, fd[0], fd[3], fd[4], why, why_len);
+	r = bring_up(i, pid, fd[0], fd[3], fd[4], why, why_len);
+out:
 	close_all(fd, 6);
 	return r;
 }

@@ -191,11 +191,16 @@ double harness__now(void)
 	return now();
 }
 
+bool harness__asan(void)
+{
+	return strstr(harness__bin(), "asan");
+}
+
 double harness__time_scale(void)
 {
 	/* ASan triples the VMM's own work; the lab (QEMU TCG under the lab's
 	 * KVM) is as slow again for everything. */
-	return (strstr(harness__bin(), "asan") ? 3 : 1) *
+	return (harness__asan() ? 3 : 1) *
 	       (pvm__host_emulated() ? 3 : 1);
 }
 

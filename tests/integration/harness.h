@@ -104,6 +104,8 @@ size_t harness__threads(pid_t pid, char *out, size_t len);
 size_t harness__backtrace(pid_t pid, char *out, size_t len);
 /* TCP ports pid listens on (IPv4 and IPv6), up to max. */
 int harness__listen_ports(pid_t pid, unsigned *ports, int max);
+/* The slos under test is an ASan build (SLOS_BIN names one). */
+bool harness__asan(void);
 /* Slower runs get their time bounds scaled: 3 when SLOS_BIN names an
  * asan build, 3 on an emulated host (the lab), 9 for both, else 1. */
 double harness__time_scale(void);

@@ -272,7 +272,7 @@ static const char *line_of(const char *out, const char *what)
 static double dead_time(const char *line)
 {
 	const char *p = strstr(line, "no frame or heartbeat for ");
-	double asan = strstr(harness__bin(), "asan") ? 3 : 1;
+	double asan = harness__asan() ? 3 : 1;
 	int ms;
 
 	if (!p || sscanf(p, "no frame or heartbeat for %d ms", &ms) != 1) {
