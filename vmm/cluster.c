@@ -16,59 +16,13 @@
 #include <unistd.h>
 
 #include "vmm/cluster.h"
+#include "vmm/cluster_priv.h"
 #include "vmm/dsm.h"
 #include "vmm/ioapic.h"
 #include "vmm/pvm.h"
 #include "vmm/restore.h"
+#include "vmm/trace.h"
 #include "vmm/vm.h"
-
-#define IO_SLOTS VM_MAX_VCPUS
-#define SETUP_MS 30000 /* a member's KVM and mesh setup, under load */
-#define ADDR_LEN 64
-
-struct peer {
-	struct cluster *cl;
-	int idx; /* -1 until a mesh peer said CL_HELLO */
-};
-
-struct io_slot {
-	bool done;
-	uint8_t data[8];
-};
-
-struct cluster {
-	struct vm *vm;
-	unsigned self, n;
-	uint64_t vm_id;
-	uint8_t key[FABRIC_KEY_SIZE];
-	struct fabric_conn *conn[DSM_MAX_HOSTS];
-	struct peer peer[DSM_MAX_HOSTS];
-	struct peer pending[DSM_MAX_HOSTS]; /* accepted, before CL_HELLO */
-	struct fabric_conn *accepted[DSM_MAX_HOSTS];
-	char addr[DSM_MAX_HOSTS][ADDR_LEN];
-	struct fabric_listener *mesh;
-	/* Sends hold it to read; teardown takes a connection out under it,
-	 * so no handler posts to a connection being freed. */
-	pthread_rwlock_t conn_lock;
-	struct dsm dsm;
-	struct dsm_mem dm;
-	struct fault_source src;
-	bool dsm_on;
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	unsigned ready, meshed, hello, preowned; /* bitmasks of hosts */
-	bool got_spec, got_peers, go;
-	struct cluster_spec spec;
-	char fail_why[256];
-	uint16_t port[DSM_MAX_HOSTS];
-	bool ap_go[VM_MAX_VCPUS];
-	uint32_t ap_vec[VM_MAX_VCPUS];
-	struct io_slot io[IO_SLOTS];
-	atomic_uint next_slot;
-	atomic_bool stopping;
-	bool stop_from_peer;
-	struct io_dev fwd_pio, fwd_mmio, ap_dev;
-};
 
 static __thread int io_slot = -1;
 
@@ -185,8 +139,8 @@ static void set_fail(struct cluster *cl, const char *fmt, ...)
 	pthread_mutex_unlock(&cl->lock);
 }
 
-static int send_to(struct cluster *cl, unsigned to, uint16_t type,
-		   const void *p, size_t len)
+int cluster_send(struct cluster *cl, unsigned to, uint16_t type, const void *p,
+		 size_t len)
 {
 	int r = -ENOTCONN;
 
@@ -201,9 +155,7 @@ static int send_to(struct cluster *cl, unsigned to, uint16_t type,
 
 /* ---- stopping ---- */
 
-static void stop_vm(struct cluster *cl, int status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void stop_vm(struct cluster *cl, int status, const char *fmt, ...)
+void cluster_stop(struct cluster *cl, int status, const char *fmt, ...)
 {
 	char why[320];
 	va_list ap;
@@ -256,7 +208,7 @@ void cluster__stopping(struct vm *vm, int status, const char *why)
 		memcpy(buf + 4, why ? why : "", n);
 		for (unsigned h = 0; h < cl->n; h++)
 			if (h != cl->self && cl->conn[h])
-				send_to(cl, h, CL_STOP, buf, 4 + n);
+				cluster_send(cl, h, CL_STOP, buf, 4 + n);
 	}
 	/* vCPUs blocked on faults no host will answer now are let go. */
 	if (cl->dsm_on)
@@ -275,12 +227,12 @@ static void on_dsm(struct cluster *cl, struct peer *pe, const void *p,
 	const char *why;
 
 	if (pe->idx < 0 || !cl->dsm_on) {
-		stop_vm(cl, VM_EXIT_CRASH, "host %d sent a DSM message early",
-			pe->idx);
+		cluster_stop(cl, VM_EXIT_CRASH,
+			     "host %d sent a DSM message early", pe->idx);
 		return;
 	}
 	if (dsm__decode(p, len, &m, &why)) {
-		stop_vm(cl, VM_EXIT_CRASH, "host %d: %s", pe->idx, why);
+		cluster_stop(cl, VM_EXIT_CRASH, "host %d: %s", pe->idx, why);
 		return;
 	}
 	dsm__recv(&cl->dsm, pe->idx, &m);
@@ -293,7 +245,7 @@ static void on_io(struct cluster *cl, struct peer *pe, const uint8_t *p,
 	uint8_t out[12];
 
 	if (len != 24 || cl->self != 0 || !cl->vm) {
-		stop_vm(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
+		cluster_stop(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
 		return;
 	}
 	unsigned size = p[5];
@@ -302,14 +254,14 @@ static void on_io(struct cluster *cl, struct peer *pe, const uint8_t *p,
 	uint8_t data[8];
 	if ((size != 1 && size != 2 && size != 4 && size != 8) || p[4] > 1 ||
 	    p[6] > 1 || (!mmio && addr > 0xffff)) {
-		stop_vm(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
+		cluster_stop(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
 		return;
 	}
 	memcpy(data, p + 16, 8);
 	io__access(mmio ? &cl->vm->mmio : &cl->vm->pio, addr, data, size, wr);
 	memcpy(out, p, 4);
 	memcpy(out + 4, data, 8);
-	send_to(cl, pe->idx, CL_IO_DONE, out, sizeof(out));
+	cluster_send(cl, pe->idx, CL_IO_DONE, out, sizeof(out));
 }
 
 static void on_io_done(struct cluster *cl, const uint8_t *p, size_t len)
@@ -317,7 +269,7 @@ static void on_io_done(struct cluster *cl, const uint8_t *p, size_t len)
 	uint32_t slot = len == 12 ? cl_get32(p) : IO_SLOTS;
 
 	if (slot >= IO_SLOTS) {
-		stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_IO_DONE");
+		cluster_stop(cl, VM_EXIT_CRASH, "host 0: bad CL_IO_DONE");
 		return;
 	}
 	pthread_mutex_lock(&cl->lock);
@@ -340,7 +292,7 @@ static void on_preown(struct cluster *cl, struct peer *pe, const uint8_t *p,
 		return;
 	}
 	if (pe->idx != 0 || len % 8 || !cl->dsm_on) {
-		stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_PREOWN");
+		cluster_stop(cl, VM_EXIT_CRASH, "host 0: bad CL_PREOWN");
 		return;
 	}
 	for (size_t i = 0; i < len; i += 8) {
@@ -348,12 +300,13 @@ static void on_preown(struct cluster *cl, struct peer *pe, const uint8_t *p,
 		if (!dsm__is_ram(&cl->dsm, gpa) ||
 		    dsm__home(&cl->dsm, gpa) != cl->self ||
 		    dsm__preown(&cl->dsm, gpa, 0)) {
-			stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_PREOWN");
+			cluster_stop(cl, VM_EXIT_CRASH,
+				     "host 0: bad CL_PREOWN");
 			return;
 		}
 	}
 	if (!len)
-		send_to(cl, 0, CL_PREOWN, NULL, 0);
+		cluster_send(cl, 0, CL_PREOWN, NULL, 0);
 }
 
 static bool hello_ok(struct cluster *cl, struct peer *pe, struct fabric_conn *c,
@@ -384,9 +337,13 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		on_dsm(cl, pe, p, len);
 		return;
 	}
+	if (type >= CL_JUMP && type <= CL_WHERE && pe->idx >= 0) {
+		jump_frame(cl, pe->idx, type, p, len);
+		return;
+	}
 	if (pe->idx < 0 && type != CL_HELLO) {
-		stop_vm(cl, VM_EXIT_CRASH, "%s: no CL_HELLO first",
-			fabric__peer(c));
+		cluster_stop(cl, VM_EXIT_CRASH, "%s: no CL_HELLO first",
+			     fabric__peer(c));
 		return;
 	}
 	switch (type) {
@@ -446,6 +403,13 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		return;
 	case CL_GO:
 		pthread_mutex_lock(&cl->lock);
+		if (cl->self == 0 || pe->idx != 0 || cl->go ||
+		    cluster__time_get(&cl->time, p, len)) {
+			pthread_mutex_unlock(&cl->lock);
+			cluster_stop(cl, VM_EXIT_CRASH,
+				     "host 0 sent a bad CL_GO");
+			return;
+		}
 		cl->go = true;
 		pthread_cond_broadcast(&cl->cv);
 		pthread_mutex_unlock(&cl->lock);
@@ -454,7 +418,8 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		uint32_t v = len == 8 ? cl_get32(p) : VM_MAX_VCPUS;
 		if (v >= cl->spec.nr_vcpus ||
 		    cl->spec.vcpu_map[v] != cl->self) {
-			stop_vm(cl, VM_EXIT_CRASH, "host 0: bad CL_AP_START");
+			cluster_stop(cl, VM_EXIT_CRASH,
+				     "host 0: bad CL_AP_START");
 			return;
 		}
 		pthread_mutex_lock(&cl->lock);
@@ -477,6 +442,26 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		if (len == 1 && cl->vm && cl->vm->ioapic)
 			ioapic__eoi(cl->vm->ioapic, p[0]);
 		return;
+	case CL_LOAD:
+		cluster_load_frame(cl, pe->idx, p, len);
+		return;
+	case CL_TRACE: {
+		const char *why;
+		/* An empty one: the member's last. */
+		if (!len) {
+			pthread_mutex_lock(&cl->lock);
+			cl->trace_done |= 1u << pe->idx;
+			pthread_cond_broadcast(&cl->cv);
+			pthread_mutex_unlock(&cl->lock);
+			return;
+		}
+		/* Not worth stopping the VM for: say so once, drop it. */
+		if (cl->self == 0 && trace__recv(pe->idx, p, len, &why) &&
+		    !cl->trace_bad++)
+			fprintf(stderr, "slos: host %d: %s (dropped)\n",
+				pe->idx, why);
+		return;
+	}
 	case CL_STOP: {
 		uint32_t status = len >= 4 ? cl_get32(p) : VM_EXIT_CRASH;
 		int n = len > 4 ? (int)(len - 4 > 200 ? 200 : len - 4) : 0;
@@ -486,16 +471,17 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 			return;
 		}
 		if (cl->self == 0)
-			stop_vm(cl, status > 255 ? VM_EXIT_CRASH : status,
-				"host %d: %.*s", pe->idx, n,
-				(const char *)p + 4);
+			cluster_stop(cl, status > 255 ? VM_EXIT_CRASH : status,
+				     "host %d: %.*s", pe->idx, n,
+				     (const char *)p + 4);
 		else
 			vm__stop(cl->vm, status, NULL);
 		return;
 	}
 	default:
-		stop_vm(cl, VM_EXIT_CRASH, "host %d sent unknown message 0x%x",
-			pe->idx, type);
+		cluster_stop(cl, VM_EXIT_CRASH,
+			     "host %d sent unknown message 0x%x", pe->idx,
+			     type);
 	}
 }
 
@@ -503,23 +489,32 @@ static void on_down(struct fabric_conn *c, int err, const char *why, void *arg)
 {
 	struct peer *pe = arg;
 	struct cluster *cl = pe->cl;
-	char pages[96];
+	char pages[96], flying[200], also[240] = "";
 
 	if (atomic_load(&cl->stopping))
 		return;
 	home_of(cl, pe->idx < 0 ? 0 : pe->idx, pages, sizeof(pages));
+	/* A vCPU sent there and not yet taken is lost with it: say so. */
+	pthread_mutex_lock(&cl->lock);
+	if (pe->idx >= 0 &&
+	    cluster_in_flight(cl, pe->idx, flying, sizeof(flying)))
+		snprintf(also, sizeof(also), "; %s was jumping to it", flying);
+	pthread_mutex_unlock(&cl->lock);
 	if (pe->idx == 0)
-		stop_vm(cl, VM_EXIT_CRASH, "lost the I/O host: %s", why);
+		cluster_stop(cl, VM_EXIT_CRASH, "lost the I/O host: %s%s", why,
+			     also);
 	else if (cl->self == 0)
-		stop_vm(cl, VM_EXIT_CRASH,
-			"host %d (%s) is gone (%s): the guest pages it is home "
-			"to (%s) are unreachable",
-			pe->idx, cl->addr[pe->idx], why, pages);
+		cluster_stop(
+		    cl, VM_EXIT_CRASH,
+		    "host %d (%s) is gone (%s): the guest pages it is home "
+		    "to (%s) are unreachable%s",
+		    pe->idx, cl->addr[pe->idx], why, pages, also);
 	else /* host 0 names this host; the address is a mesh port */
-		stop_vm(cl, VM_EXIT_CRASH,
-			"host %d is gone (%s): the guest pages it is home to "
-			"(%s) are unreachable",
-			pe->idx, why, pages);
+		cluster_stop(
+		    cl, VM_EXIT_CRASH,
+		    "host %d is gone (%s): the guest pages it is home to "
+		    "(%s) are unreachable%s",
+		    pe->idx, why, pages, also);
 }
 
 /* ---- the DSM on guest RAM ---- */
@@ -529,17 +524,18 @@ static int dsm_send(void *arg, unsigned to, const struct dsm_msg *m)
 	struct cluster *cl = arg;
 	uint8_t buf[DSM_WIRE_MAX];
 	size_t n = dsm__encode(m, buf);
-	int r = send_to(cl, to, FABRIC_MSG_DSM_FIRST, buf, n);
+	int r = cluster_send(cl, to, FABRIC_MSG_DSM_FIRST, buf, n);
 
 	/* Before the engine's own, vaguer, error: which host and why. */
 	if (r && !atomic_load(&cl->stopping))
-		stop_vm(cl, VM_EXIT_CRASH,
-			"host %u is unreachable (%s): the DSM cannot send it "
-			"%s for guest page 0x%llx",
-			to,
-			cl->conn[to] ? fabric__down_why(cl->conn[to])
-				     : "not connected",
-			dsm__msg_name(m->type), (unsigned long long)m->gpa);
+		cluster_stop(
+		    cl, VM_EXIT_CRASH,
+		    "host %u is unreachable (%s): the DSM cannot send it "
+		    "%s for guest page 0x%llx",
+		    to,
+		    cl->conn[to] ? fabric__down_why(cl->conn[to])
+				 : "not connected",
+		    dsm__msg_name(m->type), (unsigned long long)m->gpa);
 	return r;
 }
 
@@ -547,14 +543,44 @@ static void dsm_error(void *arg, const char *why)
 {
 	struct cluster *cl = arg;
 
-	stop_vm(cl, VM_EXIT_CRASH, "dsm: %s", why);
+	cluster_stop(cl, VM_EXIT_CRASH, "dsm: %s", why);
 }
 
-static int src_fault(struct fault_source *s, uint64_t gpa, bool write, bool wp)
+static int src_fault(struct fault_source *s, uint64_t gpa, bool write, bool wp,
+		     uint32_t tid)
 {
 	struct cluster *cl = s->priv;
 
+	cluster_fault_begin(cl, gpa, write, tid);
 	return dsm__fault(&cl->dsm, gpa, write);
+}
+
+/* The ops that end a vCPU's wait, timed (vmm/cluster_faults.c). */
+static int w_install(void *arg, uint64_t gpa, const void *page, bool wr)
+{
+	struct cluster *cl = ((struct dsm_mem *)arg)->arg;
+	int r = cl->mem_ops.install(arg, gpa, page, wr);
+
+	cluster_fault_end(cl, gpa);
+	return r;
+}
+
+static int w_unprotect(void *arg, uint64_t gpa)
+{
+	struct cluster *cl = ((struct dsm_mem *)arg)->arg;
+	int r = cl->mem_ops.unprotect(arg, gpa);
+
+	cluster_fault_end(cl, gpa);
+	return r;
+}
+
+static int w_wake(void *arg, uint64_t gpa)
+{
+	struct cluster *cl = ((struct dsm_mem *)arg)->arg;
+	int r = cl->mem_ops.wake(arg, gpa);
+
+	cluster_fault_end(cl, gpa);
+	return r;
 }
 
 int cluster__dsm_start(struct vm *vm)
@@ -574,6 +600,10 @@ int cluster__dsm_start(struct vm *vm)
 	cl->dm = (struct dsm_mem){
 	    .fe = &vm->fault, .send = dsm_send, .error = dsm_error, .arg = cl};
 	dsm_mem__ops(&cl->dm, &ops);
+	cl->mem_ops = ops;
+	ops.install = w_install;
+	ops.unprotect = w_unprotect;
+	ops.wake = w_wake;
 	r = dsm__init(&cl->dsm, &c, &ops);
 	if (r) {
 		fprintf(stderr, "slos: dsm: %s\n", strerror(-r));
@@ -652,13 +682,24 @@ static void ap_access(struct io_dev *d, uint64_t off, uint8_t *data,
 		return;
 	cl_put32(msg, apic);
 	cl_put32(msg + 4, v >> 16 & 0xff);
-	send_to(cl, cl->vm->cfg.vcpu_map[apic], CL_AP_START, msg, sizeof(msg));
+	cluster_send(cl, cl->vm->cfg.vcpu_map[apic], CL_AP_START, msg,
+		     sizeof(msg));
 }
 
 int cluster__devices(struct vm *vm)
 {
 	struct cluster *cl = vm->cl;
+	const uint64_t jp = CLUSTER_PORT_JUMP;
 
+	/* Every host answers the jump port itself: it moves the vCPU
+	 * that runs here. */
+	cl->jump_dev = (struct io_dev){.name = "jump",
+				       .base = jp,
+				       .len = 4,
+				       .access = jump_port,
+				       .priv = cl};
+	if (io__register(&vm->pio, &cl->jump_dev))
+		return -1;
 	if (cl->self == 0) {
 		cl->ap_dev = (struct io_dev){.name = "ap-start",
 					     .base = CLUSTER_PORT_AP_START,
@@ -667,18 +708,24 @@ int cluster__devices(struct vm *vm)
 					     .priv = cl};
 		return io__register(&vm->pio, &cl->ap_dev);
 	}
-	/* A member has no devices: every access goes to host 0's. */
-	cl->fwd_pio = (struct io_dev){.name = "forward",
-				      .base = 0,
-				      .len = 0x10000,
-				      .access = fwd_access,
-				      .priv = cl};
+	/* A member has no devices: every other access goes to host 0's. */
+	cl->fwd_pio[0] = (struct io_dev){.name = "forward",
+					 .base = 0,
+					 .len = jp,
+					 .access = fwd_access,
+					 .priv = cl};
+	cl->fwd_pio[1] = (struct io_dev){.name = "forward",
+					 .base = jp + 4,
+					 .len = 0x10000 - jp - 4,
+					 .access = fwd_access,
+					 .priv = cl};
 	cl->fwd_mmio = (struct io_dev){.name = "forward",
 				       .base = 0,
 				       .len = 1ULL << 52,
 				       .access = fwd_access,
 				       .priv = cl};
-	if (io__register(&vm->pio, &cl->fwd_pio) ||
+	if (io__register(&vm->pio, &cl->fwd_pio[0]) ||
+	    io__register(&vm->pio, &cl->fwd_pio[1]) ||
 	    io__register(&vm->mmio, &cl->fwd_mmio))
 		return -1;
 	return 0;
@@ -687,7 +734,7 @@ int cluster__devices(struct vm *vm)
 void cluster__eoi(struct vm *vm, uint8_t vector)
 {
 	if (vm->cl && vm->cl->self)
-		send_to(vm->cl, 0, CL_EOI, &vector, 1);
+		cluster_send(vm->cl, 0, CL_EOI, &vector, 1);
 }
 
 static bool ap_started(struct cluster *cl, unsigned id)
@@ -746,6 +793,7 @@ static struct cluster *cluster_new(struct vm *vm, unsigned self, unsigned n)
 	cl->self = self;
 	cl->n = n;
 	pthread_mutex_init(&cl->lock, NULL);
+	pthread_mutex_init(&cl->ft_lock, NULL);
 	pthread_rwlock_init(&cl->conn_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -756,6 +804,11 @@ static struct cluster *cluster_new(struct vm *vm, unsigned self, unsigned n)
 		cl->peer[i] = (struct peer){.cl = cl, .idx = i};
 		cl->pending[i] = (struct peer){.cl = cl, .idx = -1};
 	}
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
+		cl->jump[i].to = -1;
+	uint8_t id[16];
+	cluster_boot_id(id);
+	memcpy(&cl->boot_tag, id, sizeof(cl->boot_tag));
 	return cl;
 }
 
@@ -779,6 +832,8 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 	if (!cl)
 		return -1;
 	vm->cl = cl;
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
+		atomic_store(&cl->where[i], vm->cfg.vcpu_map[i]);
 	memcpy(cl->key, key, FABRIC_KEY_SIZE);
 	if (getrandom(&cl->vm_id, sizeof(cl->vm_id), 0) != sizeof(cl->vm_id))
 		cl->vm_id = vm__now_ns() ^ getpid();
@@ -810,7 +865,9 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 		    .mem_size = vm->cfg.mem_size,
 		    .host_mem = vm->cfg.host_mem,
 		    .flags = (vm->cfg.interleave ? CLUSTER_INTERLEAVE : 0) |
-			     (vm->cfg.stats ? CLUSTER_STATS : 0),
+			     (vm->cfg.stats ? CLUSTER_STATS : 0) |
+			     (vm->cfg.trace ? CLUSTER_TRACE : 0) |
+			     (vm->cfg.balance ? CLUSTER_BALANCE : 0),
 		};
 		memcpy(s.vcpu_map, vm->cfg.vcpu_map, sizeof(s.vcpu_map));
 		cluster__spec_put(&s, spec);
@@ -899,10 +956,31 @@ int cluster__restore(struct vm *vm)
 	return 0;
 }
 
+void cluster__clocks(struct vm *vm)
+{
+	if (vm->cl)
+		cluster__time_read(vm, &vm->cl->time);
+}
+
+int cluster__balance(struct vm *vm)
+{
+	if (!vm->cl || !vm->cfg.balance || cluster_balance_start(vm->cl)) {
+		if (vm->cl && vm->cfg.balance)
+			fprintf(stderr, "slos: --balance: no agent thread\n");
+		return vm->cl && vm->cfg.balance ? -1 : 0;
+	}
+	return 0;
+}
+
 void cluster__go(struct vm *vm)
 {
-	for (unsigned h = 1; vm->cl && h < vm->cl->n; h++)
-		send_to(vm->cl, h, CL_GO, NULL, 0);
+	uint8_t m[CLUSTER_TIME_SIZE];
+
+	if (!vm->cl)
+		return;
+	cluster__time_put(&vm->cl->time, m);
+	for (unsigned h = 1; h < vm->cl->n; h++)
+		cluster_send(vm->cl, h, CL_GO, m, sizeof(m));
 }
 
 /* ---- a member ---- */
@@ -993,6 +1071,11 @@ static int mesh(struct cluster *cl)
 	return 0;
 }
 
+static int send_trace(void *arg, const void *p, size_t len)
+{
+	return cluster_send(arg, 0, CL_TRACE, p, len);
+}
+
 int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 {
 	struct cluster *cl = cluster_new(NULL, 0, DSM_MAX_HOSTS);
@@ -1021,6 +1104,8 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	}
 	cl->self = cl->spec.host;
 	cl->n = cl->spec.nhosts;
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
+		atomic_store(&cl->where[i], cl->spec.vcpu_map[i]);
 	cfg = (struct vm_config){
 	    .nr_vcpus = cl->spec.nr_vcpus,
 	    .mem_size = cl->spec.mem_size,
@@ -1030,11 +1115,14 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	    .nhosts = cl->n,
 	    .interleave = cl->spec.flags & CLUSTER_INTERLEAVE,
 	    .stats = cl->spec.flags & CLUSTER_STATS,
+	    .balance = cl->spec.flags & CLUSTER_BALANCE,
 	    .host_mem = cl->spec.host_mem,
 	    .member = cl,
 	    .profile_us = 10000,
 	};
 	memcpy(cfg.vcpu_map, cl->spec.vcpu_map, sizeof(cfg.vcpu_map));
+	if (cl->spec.flags & CLUSTER_TRACE)
+		trace__remote(send_trace, cl);
 	if (vm__init(&vm, &cfg)) {
 		member_fail(cl, "VM setup failed (see that host's log)");
 		goto out;
@@ -1068,18 +1156,51 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	while (!go_or_stop(cl))
 		pthread_cond_wait(&cl->cv, &cl->lock);
 	pthread_mutex_unlock(&cl->lock);
+	if (!atomic_load(&cl->stopping) && cluster__time_apply(&vm, &cl->time))
+		vm__stop(&vm, VM_EXIT_CRASH, "cannot set the guest's clocks");
 	if (!atomic_load(&cl->stopping) && vm__start(&vm))
 		vm__stop(&vm, VM_EXIT_CRASH, "cannot start the vCPUs");
+	/* Wait for the stop; meanwhile send --trace events every 200 ms. */
 	struct pollfd pf = {.fd = vm.stop_efd, .events = POLLIN};
-	while (poll(&pf, 1, -1) < 0 && errno == EINTR)
-		;
+	while (poll(&pf, 1, 200) <= 0)
+		trace__flush();
 out:
 	vm__stop(&vm, VM_EXIT_CRASH, NULL);
 	status = vm__wait(&vm);
+	trace__flush();
+	if (cl->spec.flags & CLUSTER_TRACE)
+		cluster_send(cl, 0, CL_TRACE, NULL, 0);
 	if (cfg.stats)
 		cluster__print_stats(&vm);
 	vm__exit(&vm);
 	return status;
+}
+
+static bool traces_in(struct cluster *cl)
+{
+	return cl->trace_done == ((1u << cl->n) - 2);
+}
+
+void cluster__trace_drain(struct vm *vm, int ms)
+{
+	struct cluster *cl = vm->cl;
+
+	if (!cl || cl->self)
+		return;
+	/* wait_until gives up at a stop, which this follows: wait here. */
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&cl->lock);
+	while (!traces_in(cl) &&
+	       !pthread_cond_timedwait(&cl->cv, &cl->lock, &t))
+		;
+	pthread_mutex_unlock(&cl->lock);
 }
 
 void cluster__print_stats(struct vm *vm)
@@ -1089,6 +1210,8 @@ void cluster__print_stats(struct vm *vm)
 
 	if (!cl || !cl->dsm_on)
 		return;
+	cluster_jump_stats(cl);
+	cluster_fault_stats(cl);
 	dsm__stats(&cl->dsm, &s);
 	fprintf(
 	    stderr,
@@ -1114,6 +1237,7 @@ void cluster__exit(struct vm *vm)
 	if (!cl)
 		return;
 	atomic_store(&cl->stopping, true);
+	cluster_balance_stop(cl);
 	if (cl->mesh)
 		fabric__listener_close(cl->mesh);
 	/* Every connection's I/O thread is joined (no DSM input after

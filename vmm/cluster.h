@@ -42,10 +42,26 @@ enum {
 	CL_EOI,				/* member -> 0: IOAPIC EOI */
 	CL_STOP,			/* any -> any: the VM stops */
 	CL_PREOWN,			/* 0 -> member: restored pages */
+	CL_JUMP,			/* source -> destination: a vCPU */
+	CL_JUMP_ANSWER,			/* destination -> source: taken? */
+	CL_JUMP_REQ,			/* 0 -> a vCPU's host: jump it */
+	CL_WHERE,			/* a vCPU's new host, or a failure */
+	CL_TRACE,			/* member -> 0: --trace records */
+	CL_LOAD,			/* any -> all: --balance, my load */
 };
 
 /* Port the test OS writes when it starts an AP: apic | vector << 16. */
 #define CLUSTER_PORT_AP_START 0x508
+/*
+ * The guest's jump port, on every host of a VM over hosts: a 4-byte write
+ * of a host index moves the writing vCPU there (the write completes on the
+ * destination); a read says where it runs: host | hosts << 8 | 1 << 16
+ * (a single-host VM has no such port: all ones).
+ */
+#define CLUSTER_PORT_JUMP 0x50c
+
+/* Why a vCPU jumped (trace and statistics). */
+enum { JUMP_CTL, JUMP_GUEST, JUMP_BALANCER, JUMP_NR_REASONS };
 
 /* Little-endian fields of the control messages. */
 static inline void cl_put32(uint8_t *p, uint32_t v)
@@ -79,11 +95,42 @@ struct cluster_spec {
 };
 #define CLUSTER_INTERLEAVE 1 /* --mem-map interleave */
 #define CLUSTER_STATS	   2 /* --stats: the member prints its own */
+#define CLUSTER_TRACE	   4 /* --trace: the member sends its events */
+#define CLUSTER_BALANCE	   8 /* --balance locality */
 #define CLUSTER_SPEC_SIZE  (4 * 4 + 2 * 8 + 1 + 256)
 void cluster__spec_put(const struct cluster_spec *s, uint8_t *out);
 /* Untrusted bytes: 0, or -1 with why. */
 int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
 		      const char **why);
+
+/*
+ * Host 0's guest clocks, sent with CL_GO so that every host's KVM VM shows
+ * the guest one TSC and one kvmclock: a vCPU that jumps or runs elsewhere
+ * must not see time step. Offsets are relative to host 0's host TSC; a
+ * member on the same machine (same boot id) takes them as they are, one
+ * elsewhere translates them through the realtime clock (as good as the
+ * hosts' clock synchronization).
+ */
+struct cluster_time {
+	uint32_t flags;
+	uint64_t tsc_offset; /* CLUSTER_TIME_TSC: guest TSC - host TSC */
+	uint64_t tsc_khz;    /* host 0's */
+	uint64_t clock;	     /* CLUSTER_TIME_CLOCK: kvmclock, ns */
+	uint64_t realtime;   /* at the same instant, ns */
+	uint64_t host_tsc;   /* at the same instant (CLUSTER_TIME_HOST_TSC) */
+	uint8_t boot_id[16];
+};
+#define CLUSTER_TIME_TSC      1
+#define CLUSTER_TIME_CLOCK    2
+#define CLUSTER_TIME_REALTIME 4
+#define CLUSTER_TIME_HOST_TSC 8
+#define CLUSTER_TIME_SIZE     (4 + 5 * 8 + 16)
+void cluster__time_put(const struct cluster_time *t, uint8_t *out);
+int cluster__time_get(struct cluster_time *t, const uint8_t *in, size_t len);
+/* Host 0: its clocks now. A member: set them on every vCPU of its VM
+ * before any runs (0, or -1 with a message). */
+void cluster__time_read(struct vm *vm, struct cluster_time *t);
+int cluster__time_apply(struct vm *vm, const struct cluster_time *t);
 
 /* Silence after which a host is taken for dead: 800 ms, 3 s under PVM. */
 int cluster__dead_ms(void);
@@ -97,8 +144,13 @@ int cluster__read_key(const char *path, uint8_t key[FABRIC_KEY_SIZE], char *why,
  * engine serves guest RAM. -1 with a message (exit status 2). */
 int cluster__io_host(struct vm *vm, const char *const *addrs,
 		     const uint8_t key[FABRIC_KEY_SIZE]);
+/* Host 0, before its vCPUs run: its clocks for CL_GO (vCPU ioctls wait
+ * while the vCPU is in KVM_RUN, maybe for long). */
+void cluster__clocks(struct vm *vm);
 /* Host 0, once its vCPUs run: the members start theirs. */
 void cluster__go(struct vm *vm);
+/* Every host, once its vCPUs run: --balance's agent (0, or -1). */
+int cluster__balance(struct vm *vm);
 
 /* A member: the VMM process for one VM, on the connection from host 0
  * (not started). Runs the VM's part here and returns the exit status. */
@@ -113,9 +165,35 @@ int cluster__devices(struct vm *vm);   /* forwarders, AP-start port */
 int cluster__restore(struct vm *vm);
 void cluster__stopping(struct vm *vm, int status, const char *why);
 void cluster__exit(struct vm *vm);
-/* A member's AP waits for its start; false if the VM stopped first. */
-bool cluster__ap_wait(struct vcpu *v);
+/*
+ * vCPU jumps (vmm/jump.c). Every host has every vCPU in its KVM VM; each
+ * runs on one host at a time, the others' copies are parked (their
+ * threads wait, never in KVM_RUN). A jump: the source's vCPU thread stops
+ * at an exit with its I/O completed, sends its whole state, and waits for
+ * the destination's answer; the destination's thread loads the state and
+ * runs it; only a refusal (state that would not load) lets it run on at
+ * the source, so the vCPU never runs twice.
+ */
+/* A vCPU thread's start: true once it runs here (false: the VM stopped).
+ * An AP of a member waits for its start, a parked copy for its arrival. */
+bool cluster__vcpu_start(struct vcpu *v);
+/* From a vCPU thread whose jump_to is set, out of KVM_RUN: jump. True when
+ * it runs here again (the jump failed, or it came back). */
+bool cluster__depart(struct vcpu *v);
+/* Ask vCPU `vcpu` to move to `host`, from any thread of any host: 0, or -1
+ * with why. */
+int cluster__jump(struct vm *vm, unsigned vcpu, unsigned host, int reason,
+		  char *why, size_t len);
+/* Host 0 (`slos ctl VM jump`): ask, and wait up to ms for the outcome;
+ * 0, or -1 with why. */
+int cluster__jump_wait(struct vm *vm, unsigned vcpu, unsigned host, int ms,
+		       char *why, size_t len);
+/* Where vCPU runs as this host knows (host 0 knows). */
+unsigned cluster__where(struct vm *vm, unsigned vcpu);
 void cluster__eoi(struct vm *vm, uint8_t vector);
 void cluster__print_stats(struct vm *vm);
+/* Host 0, stopped, with --trace: wait up to ms for the members' last
+ * events. */
+void cluster__trace_drain(struct vm *vm, int ms);
 
 #endif

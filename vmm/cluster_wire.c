@@ -42,7 +42,8 @@ int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
 	else if (s->mem_size < (16ULL << 20) || s->mem_size % 4096 ||
 		 s->mem_size > (1ULL << 46) || s->host_mem % 4096)
 		*why = "CL_SPEC: bad memory size";
-	else if (s->pvm > 1 || s->flags > (CLUSTER_INTERLEAVE | CLUSTER_STATS))
+	else if (s->pvm > 1 || s->flags > (CLUSTER_INTERLEAVE | CLUSTER_STATS |
+					   CLUSTER_TRACE | CLUSTER_BALANCE))
 		*why = "CL_SPEC: bad flag";
 	for (unsigned i = 0; !*why && i < VM_MAX_VCPUS; i++)
 		if (i < s->nr_vcpus

@@ -17,7 +17,7 @@ const char config_run_usage[] =
 	"                [--snapshot-when REGEX --snapshot-to DIR] [--fabric tcp|rdma]\n"
 	"                [--hosts ADDR:PORT,... --key FILE | --local-hosts N]\n"
 	"                [--vcpu-map H,H,...] [--mem-map contiguous|interleave]\n"
-	"                [--host-mem SIZE]\n"
+	"                [--host-mem SIZE] [--trace FILE] [--balance off|locality]\n"
 	"       slos run --restore DIR [--prefetch] [--name NAME] [--stats] ...\n"
 	"  SIZE: bytes, or with a K, M, G or T suffix (512M, 2G)\n"
 	"  --snapshot-when: snapshot into DIR and exit when a console line\n"
@@ -25,7 +25,9 @@ const char config_run_usage[] =
 	"  --hosts: the other hosts' `slos host` daemons (this one is host 0,\n"
 	"  the I/O host); --local-hosts N: N hosts in network namespaces here\n"
 	"  --vcpu-map: the host of each vCPU; --host-mem: guest pages a host\n"
-	"  may hold before it evicts\n";
+	"  may hold before it evicts; --trace: what the vCPUs did (runs, jumps,\n"
+	"  faults) as trace-event JSON for ui.perfetto.dev; --balance locality:\n"
+	"  jump vCPUs to the host that holds the pages they fault on\n";
 
 int config__parse_size(const char *s, uint64_t *out)
 {
@@ -195,6 +197,8 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		{ "vcpu-map", required_argument, NULL, 'V' },
 		{ "mem-map", required_argument, NULL, 'M' },
 		{ "host-mem", required_argument, NULL, 'B' },
+		{ "trace", required_argument, NULL, 'X' },
+		{ "balance", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -268,6 +272,19 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 			break;
 		case 'P':
 			c->profile = optarg;
+			break;
+		case 'X':
+			if (!*optarg)
+				return bad(err, errlen, "--trace needs a file");
+			c->trace = optarg;
+			break;
+		case 'b':
+			if (!strcmp(optarg, "locality"))
+				c->balance = true;
+			else if (strcmp(optarg, "off"))
+				return bad(err, errlen,
+					   "--balance '%s': off or locality",
+					   optarg);
 			break;
 		case 'T':
 			errno = 0;
@@ -357,6 +374,10 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 			   argv[optind]);
 	if (hosts_parse(c, vmap, err, errlen))
 		return -1;
+	if (c->balance && c->nhosts < 2)
+		return bad(err, errlen,
+			   "--balance locality: the VM runs on one host "
+			   "(--hosts or --local-hosts)");
 	if (!c->snapshot_when != !c->snapshot_to)
 		return bad(err, errlen,
 			   "--snapshot-when and --snapshot-to go together");

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -10,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "vmm/cluster.h"
 #include "vmm/config.h"
 #include "vmm/ctl.h"
 #include "vmm/snapshot.h"
@@ -133,20 +135,62 @@ static void reply(int fd, const char *s)
 static void status(struct vm *vm, char *out, size_t len)
 {
 	uint64_t exits = 0;
+	int n;
 
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
 		exits += vm->vcpus[i].st.exits;
-	snprintf(out, len,
-		 CTL_VERSION " OK {\"name\":\"%s\",\"id\":\"%s\","
-			     "\"state\":\"%s\",\"vcpus\":%u,\"mem_mib\":%llu,"
-			     "\"uptime_s\":%.3f,\"pvm\":%s,\"exits\":%llu,"
-			     "\"faults\":%llu}\n",
-		 vm->cfg.name, vm->id,
-		 atomic_load(&vm->stopping) ? "stopping" : "running",
-		 vm->cfg.nr_vcpus, (unsigned long long)(vm->cfg.mem_size >> 20),
-		 (vm__now_ns() - vm->start_ns) / 1e9,
-		 vm->pvm ? "true" : "false", (unsigned long long)exits,
-		 (unsigned long long)vm->fault.st.faults);
+	n = snprintf(
+	    out, len,
+	    CTL_VERSION " OK {\"name\":\"%s\",\"id\":\"%s\","
+			"\"state\":\"%s\",\"vcpus\":%u,\"mem_mib\":%llu,"
+			"\"uptime_s\":%.3f,\"pvm\":%s,\"exits\":%llu,"
+			"\"faults\":%llu,\"hosts\":%u,\"where\":[",
+	    vm->cfg.name, vm->id,
+	    atomic_load(&vm->stopping) ? "stopping" : "running",
+	    vm->cfg.nr_vcpus, (unsigned long long)(vm->cfg.mem_size >> 20),
+	    (vm__now_ns() - vm->start_ns) / 1e9, vm->pvm ? "true" : "false",
+	    (unsigned long long)exits, (unsigned long long)vm->fault.st.faults,
+	    vm->cfg.nhosts);
+	/* where[i]: the host vCPU i runs on. */
+	for (unsigned i = 0; i < vm->cfg.nr_vcpus && n > 0 && (size_t)n < len;
+	     i++)
+		n += snprintf(out + n, len - n, "%s%u", i ? "," : "",
+			      cluster__where(vm, i));
+	if (n > 0 && (size_t)n < len)
+		snprintf(out + n, len - n, "]}\n");
+}
+
+/* "jump VCPU HOST": move a vCPU, and answer once it is there. */
+static void jump(struct vm *vm, int fd, const char *arg)
+{
+	char why[256], out[512], *end;
+	unsigned long vcpu, host;
+	unsigned from;
+
+	errno = 0;
+	vcpu = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end != ' ') {
+		reply(fd, CTL_VERSION " ERR usage: jump VCPU HOST\n");
+		return;
+	}
+	const char *h = end + 1;
+	host = strtoul(h, &end, 10);
+	if (errno || end == h || *end || vcpu > 0xffff || host > 0xffff) {
+		reply(fd, CTL_VERSION " ERR usage: jump VCPU HOST\n");
+		return;
+	}
+	from = cluster__where(vm, vcpu);
+	if (cluster__jump_wait(vm, vcpu, host, 10000, why, sizeof(why)))
+		snprintf(out, sizeof(out),
+			 CTL_VERSION " ERR vCPU %lu to host "
+				     "%lu: %s\n",
+			 vcpu, host, why);
+	else
+		snprintf(out, sizeof(out),
+			 CTL_VERSION " OK {\"vcpu\":%lu,"
+				     "\"from\":%u,\"host\":%lu}\n",
+			 vcpu, from, host);
+	reply(fd, out);
 }
 
 /* "snapshot /abs/DIR [--stop]": the client made DIR absolute. */
@@ -176,7 +220,7 @@ static void snapshot(struct vm *vm, int fd, char *arg)
 
 void ctl__serve(struct vm *vm, int listen_fd)
 {
-	char line[CTL_LINE_MAX], cmd[32], arg[CTL_LINE_MAX], out[1024];
+	char line[CTL_LINE_MAX], cmd[32], arg[CTL_LINE_MAX], out[CTL_LINE_MAX];
 	size_t n = 0;
 	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -213,6 +257,8 @@ void ctl__serve(struct vm *vm, int listen_fd)
 		vm__stop(vm, VM_EXIT_OK, "stopped by control socket");
 	} else if (!strcmp(cmd, "snapshot")) {
 		snapshot(vm, fd, arg);
+	} else if (!strcmp(cmd, "jump")) {
+		jump(vm, fd, arg);
 	} else {
 		snprintf(out, sizeof(out), CTL_VERSION " ERR unknown command '%.64s'\n",
 			 cmd);
@@ -222,17 +268,52 @@ out:
 	close(fd);
 }
 
+static int request(const char *name, const char *req, char *resp, size_t cap,
+		   bool quiet);
+
+/* `slos ctl` alone: every VM whose socket answers, one status a line. */
+static int list(void)
+{
+	char dir[256], resp[CTL_LINE_MAX];
+	struct dirent *e;
+	DIR *d;
+	int found = 0;
+
+	if (ctl_dir(dir, sizeof(dir)) || !(d = opendir(dir))) {
+		fprintf(stderr, "slos: ctl: no VMs (no %s)\n", dir);
+		return 1;
+	}
+	while ((e = readdir(d))) {
+		char name[256];
+		size_t n = strlen(e->d_name);
+		if (n < 6 || n - 5 >= sizeof(name) ||
+		    strcmp(e->d_name + n - 5, ".sock"))
+			continue;
+		memcpy(name, e->d_name, n - 5);
+		name[n - 5] = 0;
+		if (request(name, CTL_VERSION " status\n", resp, sizeof(resp),
+			    true))
+			continue;
+		fputs(resp, stdout);
+		found++;
+	}
+	closedir(d);
+	if (!found)
+		fprintf(stderr, "slos: ctl: no VMs are running (in %s)\n", dir);
+	return found ? 0 : 1;
+}
+
 int ctl__client(int argc, char **argv)
 {
 	char path[256], req[CTL_LINE_MAX], resp[CTL_LINE_MAX];
-	size_t n = 0;
-	int fd, len;
-
 	char abs[CTL_LINE_MAX];
+	int len;
 
+	if (argc == 1)
+		return list();
 	if (argc < 3) {
-		fprintf(stderr, "usage: slos ctl NAME status|stop|"
-				"snapshot DIR [--stop]\n");
+		fprintf(stderr, "usage: slos ctl [NAME status|stop|"
+				"jump VCPU HOST|snapshot DIR [--stop]]\n");
 		return 2;
 	}
 	/* The VM resolves paths from its own directory: send ours. */
@@ -266,30 +347,44 @@ int ctl__client(int argc, char **argv)
 		return 2;
 	}
 	req[len++] = '\n';
-	fd = connect_to(path);
-	if (fd < 0) {
-		fprintf(stderr, "slos: ctl: no VM '%s' (%s: %s)\n", argv[1],
-			path, strerror(errno));
+	req[len] = 0;
+	return request(argv[1], req, resp, sizeof(resp), false);
+}
+
+/* Send one request, print (or, quiet, keep) the answer's payload. */
+static int request(const char *name, const char *req, char *resp, size_t cap,
+		   bool quiet)
+{
+	const char *ok = CTL_VERSION " OK ", *er = CTL_VERSION " ERR ";
+	char path[256];
+	size_t n = 0;
+	int fd;
+
+	if (ctl__path(name, path, sizeof(path)) ||
+	    (fd = connect_to(path)) < 0) {
+		if (!quiet)
+			fprintf(stderr, "slos: ctl: no VM '%s' (%s: %s)\n",
+				name, path, strerror(errno));
 		return 2;
 	}
 	reply(fd, req);
-	while (n < sizeof(resp) - 1) {
-		ssize_t r = read(fd, resp + n, sizeof(resp) - 1 - n);
+	while (n < cap - 1) {
+		ssize_t r = read(fd, resp + n, cap - 1 - n);
 		if (r <= 0)
 			break;
 		n += r;
 	}
 	close(fd);
 	resp[n] = 0;
-	const char *ok = CTL_VERSION " OK ", *er = CTL_VERSION " ERR ";
 	if (!strncmp(resp, ok, strlen(ok))) {
-		fputs(resp + strlen(ok), stdout);
+		memmove(resp, resp + strlen(ok), n - strlen(ok) + 1);
+		if (!quiet)
+			fputs(resp, stdout);
 		return 0;
 	}
-	if (!strncmp(resp, er, strlen(er))) {
+	if (!quiet && !strncmp(resp, er, strlen(er)))
 		fprintf(stderr, "slos: ctl: %s", resp + strlen(er));
-		return 1;
-	}
-	fprintf(stderr, "slos: ctl: malformed reply from '%s'\n", argv[1]);
+	else if (!quiet)
+		fprintf(stderr, "slos: ctl: malformed reply from '%s'\n", name);
 	return 1;
 }

@@ -6,8 +6,10 @@
  *   request:  "SLOS1 <command> [args]\n"
  *   reply:    "SLOS1 OK <json>\n" or "SLOS1 ERR <message>\n"
  * The version word lets later versions answer older clients. Commands now:
- * `status`, `stop`, `snapshot /ABS/DIR [--stop]` (vmm/snapshot.h); later
- * issues add jump and stats.
+ * `status` (with "where": the host each vCPU runs on), `stop`,
+ * `snapshot /ABS/DIR [--stop]` (vmm/snapshot.h), `jump VCPU HOST` (answers
+ * once the vCPU runs there, or why it could not; within 10 s).
+ * `slos ctl` alone lists every running VM's status, one a line.
  */
 #ifndef SLOS_CTL_H
 #define SLOS_CTL_H

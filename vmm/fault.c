@@ -63,8 +63,15 @@ int fault__init(struct fault_engine *fe, struct mem *m,
 	fe->uffd = uffd_open();
 	if (fe->uffd < 0)
 		return -errno;
-	if (ioctl(fe->uffd, UFFDIO_API, &api))
-		goto fail;
+	/* The faulting thread's id says which vCPU waits (statistics,
+	 * traces, the balancer); a kernel without it (before 4.14) still
+	 * serves faults. */
+	api.features = UFFD_FEATURE_THREAD_ID;
+	if (ioctl(fe->uffd, UFFDIO_API, &api)) {
+		api = (struct uffdio_api){.api = UFFD_API};
+		if (ioctl(fe->uffd, UFFDIO_API, &api))
+			goto fail;
+	}
 	bool wp = src->fault != NULL;
 	if (wp && !(api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
 		errno = EOPNOTSUPP;
@@ -183,7 +190,8 @@ static void *fault_thread(void *arg)
 				int e = fe->src->fault(
 				    fe->src, gpa,
 				    fl & UFFD_PAGEFAULT_FLAG_WRITE,
-				    fl & UFFD_PAGEFAULT_FLAG_WP);
+				    fl & UFFD_PAGEFAULT_FLAG_WP,
+				    msgs[i].arg.pagefault.feat.ptid);
 				note_error(fe, gpa, e);
 				continue;
 			}

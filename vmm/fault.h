@@ -26,12 +26,13 @@ struct fault_source {
 	/*
 	 * Or, asynchronous (the DSM): take note of a fault on gpa and
 	 * return; whoever later installs the page wakes the faulting thread.
-	 * write: a write access; wp: it hit a write-protected page. 0 or
-	 * negative errno (the VM stops). Guest RAM is then registered in
-	 * write-protect mode too.
+	 * write: a write access; wp: it hit a write-protected page; tid: the
+	 * faulting thread (0 if the kernel cannot say). 0 or negative errno
+	 * (the VM stops). Guest RAM is then registered in write-protect mode
+	 * too.
 	 */
-	int (*fault)(struct fault_source *s, uint64_t gpa, bool write,
-		     bool wp);
+	int (*fault)(struct fault_source *s, uint64_t gpa, bool write, bool wp,
+		     uint32_t tid);
 	void *priv;
 };
 

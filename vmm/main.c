@@ -19,6 +19,7 @@
 #include "vmm/config.h"
 #include "vmm/ctl.h"
 #include "vmm/snapshot.h"
+#include "vmm/trace.h"
 #include "vmm/uart.h"
 #include "vmm/vm.h"
 
@@ -312,8 +313,16 @@ static int cmd_run(int argc, char **argv)
 		vm__exit(&vm);
 		return setup_failed(sfd);
 	}
+	/* After vm__init: a restore sets the vCPU count. */
+	if (cfg.trace && trace__open(cfg.trace, vm.cfg.nhosts,
+				     vm.cfg.nr_vcpus, err, sizeof(err))) {
+		fprintf(stderr, "slos: %s\n", err);
+		vm__exit(&vm);
+		return setup_failed(sfd);
+	}
 	ctl_fd = ctl__listen(cfg.name, path, sizeof(path));
 	if (ctl_fd < 0) {
+		trace__close();
 		vm__exit(&vm);
 		return setup_failed(sfd);
 	}
@@ -322,6 +331,7 @@ static int cmd_run(int argc, char **argv)
 		trig.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (trig.efd < 0) {
 			perror("slos: --snapshot-when");
+			trace__close();
 			regfree(&trig.re);
 			close(ctl_fd);
 			unlink(path);
@@ -340,6 +350,10 @@ static int cmd_run(int argc, char **argv)
 		main_loop(&vm, ctl_fd, sfd,
 			  cfg.snapshot_when ? &trig : NULL);
 	r = vm__wait(&vm);
+	/* The members' last events first (they stop after host 0 did). */
+	if (cfg.trace)
+		cluster__trace_drain(&vm, 5000);
+	trace__close();
 	tty_restore();
 	close(ctl_fd);
 	unlink(path);
@@ -362,7 +376,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: slos run --kernel FILE [options]   boot a VM\n"
 		   "       slos run --restore DIR [options]   resume a snapshot\n"
 		   "       slos host --listen ADDR:PORT --key FILE   serve VMs\n"
+		   "       slos ctl                           list the VMs\n"
 		   "       slos ctl NAME status|stop          control a VM\n"
+		   "       slos ctl NAME jump VCPU HOST       move a vCPU\n"
 		   "       slos ctl NAME snapshot DIR [--stop]\n"
 		   "       slos kvm                           which KVM /dev/kvm is\n"
 		   "       slos version\n");

@@ -249,6 +249,10 @@ int snapshot__vm(struct vm *vm, const char *dir, bool stop, char *err,
 	uint64_t t = vm__now_ns();
 	int r;
 
+	if (vm->cl)
+		return bad(err, errlen,
+			   "snapshots of a VM over several hosts are not "
+			   "supported yet (restoring one over hosts is)");
 	if (vm__pause(vm))
 		return bad(err, errlen, "the VM stopped before the snapshot");
 	r = snapshot__take(vm, dir, err, errlen);

@@ -152,5 +152,15 @@ int vcpu__save(struct vcpu *v, struct vcpu_state *s, char *err,
 	       size_t errlen);
 int vcpu__load(struct vcpu *v, const struct vcpu_state *s, char *err,
 	       size_t errlen);
+/*
+ * One vCPU's state as a jump carries it (vmm/vcpu_wire.c): the parts it
+ * holds, LZ4-compressed (the 4 KiB XSAVE area is mostly zeros: ~2 KiB in
+ * all). Encode returns the length, or 0 if it does not fit in cap. Decode
+ * takes untrusted bytes: 0, or -1 with why (fuzzed).
+ */
+#define VCPU_WIRE_VERSION 1
+size_t vcpu__state_encode(const struct vcpu_state *s, uint8_t *out, size_t cap);
+int vcpu__state_decode(const uint8_t *in, size_t len, struct vcpu_state *s,
+		       const char **why);
 
 #endif

@@ -13,6 +13,7 @@
 #include "vmm/cpuid.h"
 #include "vmm/ioapic.h"
 #include "vmm/pvm.h"
+#include "vmm/trace.h"
 #include "vmm/vm.h"
 
 #define VCPU_NICE 5 /* over hosts: below the service threads */
@@ -368,6 +369,13 @@ static void handle_exit(struct vcpu *v)
 	}
 }
 
+static __thread struct vcpu *self;
+
+struct vcpu *vcpu__current(void)
+{
+	return self;
+}
+
 void *vcpu__thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -381,9 +389,15 @@ void *vcpu__thread(void *arg)
 	 * host's faults and even the heartbeats. */
 	if (vm->cl)
 		setpriority(PRIO_PROCESS, gettid(), VCPU_NICE);
-	/* An AP on a member host starts when host 0's boot CPU names it. */
-	if (vm->cfg.host && !cluster__ap_wait(v))
+	self = v;
+	v->tid = gettid();
+	/* Over hosts: an AP on a member starts when host 0's boot CPU names
+	 * it, a parked copy when the vCPU jumps here (and says so itself). */
+	bool placed_here = atomic_load(&v->here);
+	if (vm->cl && !cluster__vcpu_start(v))
 		return NULL;
+	if (placed_here)
+		trace__emit(TRACE_RUN_BEGIN, vm->cfg.host, v->id, 0, 0, 0, 0);
 	if (vm->cfg.profile && profile__start(v, vm->cfg.profile_us))
 		fprintf(stderr, "slos: vcpu %d: profiling unavailable\n", v->id);
 	if (vm->pvm && pvm_accel__start(v, PVM_ACCEL_US))
@@ -400,6 +414,9 @@ void *vcpu__thread(void *arg)
 			if (errno == EINTR || errno == EAGAIN) {
 				if (atomic_load(&vm->pause_req))
 					vcpu__park(v);
+				if (atomic_load(&v->jump_to) >= 0 &&
+				    !cluster__depart(v))
+					break;
 				continue;
 			}
 			fatal(v, "KVM_RUN failed: errno %llu", errno);
@@ -408,6 +425,8 @@ void *vcpu__thread(void *arg)
 		v->st.exits++;
 		handle_exit(v);
 	}
+	if (atomic_load(&v->here))
+		trace__emit(TRACE_RUN_END, vm->cfg.host, v->id, 0, 0, 0, 0);
 	profile__stop(v);
 	pvm_accel__stop(v);
 	return NULL;

@@ -19,28 +19,6 @@
 
 #define bad snapshot__errf
 
-/* The MSRs KVM says a VMM should save, as a kvm_msrs to fill. */
-static struct kvm_msrs *msr_list(struct vm *vm)
-{
-	struct kvm_msr_list *l = calloc(1, sizeof(*l) + 1024 * 4);
-	struct kvm_msrs *m = NULL;
-
-	if (!l)
-		return NULL;
-	l->nmsrs = 1024;
-	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0)
-		goto out;
-	m = calloc(1, sizeof(*m) + l->nmsrs * sizeof(m->entries[0]));
-	if (!m)
-		goto out;
-	m->nmsrs = l->nmsrs;
-	for (unsigned i = 0; i < l->nmsrs; i++)
-		m->entries[i].index = l->indices[i];
-out:
-	free(l);
-	return m;
-}
-
 int vcpu__get_msr(struct vcpu *v, uint32_t index, uint64_t *val)
 {
 	union {
@@ -56,30 +34,69 @@ int vcpu__get_msr(struct vcpu *v, uint32_t index, uint64_t *val)
 	return 0;
 }
 
+/* The MSRs KVM says a VMM should save that this vCPU model has, probed
+ * once per VM (one ioctl each): a save then reads them all in one. */
+static int msr_probe(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	struct kvm_msr_list *l = calloc(1, sizeof(*l) + 1024 * 4);
+	uint32_t *idx = NULL;
+	unsigned n = 0;
+	int r = -1;
+
+	if (!l)
+		return -1;
+	l->nmsrs = 1024;
+	if (ioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0)
+		goto out;
+	idx = calloc(l->nmsrs + 1, sizeof(*idx));
+	if (!idx)
+		goto out;
+	for (unsigned i = 0; i < l->nmsrs && n < SNAP_MAX_MSRS; i++) {
+		uint64_t val;
+		if (!vcpu__get_msr(v, l->indices[i], &val))
+			idx[n++] = l->indices[i];
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->msr_idx) {
+		vm->msr_idx = idx;
+		vm->nr_msr_idx = n;
+		idx = NULL;
+	}
+	pthread_mutex_unlock(&vm->lock);
+	r = 0;
+out:
+	free(idx);
+	free(l);
+	return r;
+}
+
 static int save_msrs(struct vcpu *v, struct vcpu_state *s, char *err,
 		     size_t errlen)
 {
-	struct kvm_msrs *all = msr_list(v->vm);
-	unsigned n = 0;
+	struct vm *vm = v->vm;
+	struct kvm_msrs *m;
+	unsigned n;
+	int r;
 
-	if (!all)
+	if (!vm->msr_idx && msr_probe(v))
 		return bad(err, errlen, "KVM_GET_MSR_INDEX_LIST failed");
-	for (unsigned i = 0; i < all->nmsrs; i++) {
-		uint32_t idx = all->entries[i].index;
-		uint64_t val;
-		/* Not every listed MSR exists for this vCPU's CPUID. */
-		if (vcpu__get_msr(v, idx, &val))
-			continue;
-		if (n == SNAP_MAX_MSRS) {
-			free(all);
-			return bad(err, errlen, "more than %d MSRs",
-				   SNAP_MAX_MSRS);
-		}
-		s->msrs[n++] = (struct kvm_msr_entry){ .index = idx,
-						       .data = val };
+	n = vm->nr_msr_idx;
+	m = calloc(1, sizeof(*m) + n * sizeof(m->entries[0]));
+	if (!m)
+		return bad(err, errlen, "out of memory");
+	m->nmsrs = n;
+	for (unsigned i = 0; i < n; i++)
+		m->entries[i].index = vm->msr_idx[i];
+	r = ioctl(v->fd, KVM_GET_MSRS, m);
+	if (r != (int)n) {
+		free(m);
+		return bad(err, errlen, "vcpu %d: KVM_GET_MSRS read %d of %u",
+			   v->id, r, n);
 	}
-	free(all);
+	memcpy(s->msrs, m->entries, n * sizeof(m->entries[0]));
 	s->nr_msrs = n;
+	free(m);
 	return 0;
 }
 

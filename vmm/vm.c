@@ -332,12 +332,16 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 	vm->vcpus = calloc(cfg->nr_vcpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return fail("out of memory");
+	/* Over hosts every host has every vCPU: those placed elsewhere are
+	 * parked copies, ready for a jump here (vmm/jump.c). */
 	for (unsigned i = 0; i < cfg->nr_vcpus; i++) {
-		vm->vcpus[i].fd = -1;
-		vm->vcpus[i].id = i;
-		if (cfg->nhosts > 1 && cfg->vcpu_map[i] != cfg->host)
-			continue; /* runs on another host */
-		r = vcpu__init(vm, &vm->vcpus[i], i, entry);
+		struct vcpu *v = &vm->vcpus[i];
+		v->fd = -1;
+		v->id = i;
+		atomic_store(&v->jump_to, -1);
+		atomic_store(&v->here,
+			     cfg->nhosts < 2 || cfg->vcpu_map[i] == cfg->host);
+		r = vcpu__init(vm, v, i, entry);
 		if (r)
 			return fail("vcpu %u: %s", i, strerror(-r));
 	}
@@ -358,6 +362,8 @@ int vm__start(struct vm *vm)
 		return fail("fault engine: %s", strerror(-r));
 	if (vm->restore && restore__start(vm))
 		return -1;
+	if (!vm->cfg.host)
+		cluster__clocks(vm);
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		if (v->fd < 0)
@@ -371,6 +377,8 @@ int vm__start(struct vm *vm)
 	}
 	if (!vm->cfg.host)
 		cluster__go(vm);
+	if (cluster__balance(vm))
+		vm__stop(vm, VM_EXIT_CRASH, "cannot start the balancer");
 	if (vm->restore && vm->cfg.stats)
 		fprintf(stderr, "slos: restore: running after %.3f ms\n",
 			(vm__now_ns() - vm->cfg.t0_ns) / 1e6);
@@ -466,13 +474,15 @@ void vm__print_stats(struct vm *vm)
 		struct vcpu_stats *s = &vm->vcpus[i].st;
 		fprintf(stderr,
 			"slos: vcpu %u exits %llu io %llu mmio %llu intr %llu "
-			"pvm %llu strops %llu (%llu KiB)\n",
+			"pvm %llu strops %llu (%llu KiB) jumps %llu (%.1f "
+			"ms)\n",
 			i, (unsigned long long)s->exits,
 			(unsigned long long)s->io, (unsigned long long)s->mmio,
 			(unsigned long long)s->intr,
 			(unsigned long long)s->pvm_fixups,
 			(unsigned long long)vm->vcpus[i].accel.ops,
-			(unsigned long long)(vm->vcpus[i].accel.bytes >> 10));
+			(unsigned long long)(vm->vcpus[i].accel.bytes >> 10),
+			(unsigned long long)s->jumps, s->jump_ns / 1e6);
 		t.exits += s->exits;
 	}
 	fprintf(stderr,
@@ -513,6 +523,7 @@ void vm__exit(struct vm *vm)
 	vm->ioapic = NULL;
 	mem__exit(&vm->mem);
 	free(vm->cpuid);
+	free(vm->msr_idx);
 	vm->cpuid = NULL;
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);

@@ -32,6 +32,7 @@ struct cluster;
 
 struct vcpu_stats {
 	uint64_t exits, io, mmio, intr, pvm_fixups;
+	uint64_t jumps, jump_ns; /* departures from this host, their time */
 };
 
 struct vcpu {
@@ -40,6 +41,13 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	/* Over hosts (vmm/jump.c): it runs on this host (else its copy here
+	 * is parked); it has run; the host it is asked to move to (-1: none)
+	 * and why (JUMP_*). */
+	atomic_bool here, live;
+	uint32_t tid; /* its thread (the fault engine names faulters) */
+	atomic_int jump_to;
+	int jump_reason;
 	struct vcpu_stats st;
 	struct profile prof;
 	struct pvm_accel accel; /* PVM only: string-instruction completion */
@@ -53,6 +61,8 @@ struct vm_config {
 	uint64_t mem_size;
 	bool stats;
 	const char *profile;	 /* RIP samples file, or NULL */
+	const char *trace;	 /* --trace: trace-event JSON file, or NULL */
+	bool balance;		 /* --balance locality */
 	unsigned profile_us;	 /* sampling period */
 	int pvm; /* -1 detect, 0 off, 1 on */
 	bool mem_set, vcpus_set; /* given on the command line */
@@ -100,6 +110,10 @@ struct vm {
 	pthread_cond_t pause_cv;
 	struct restore *restore; /* restoring from a snapshot, or NULL */
 	struct cluster *cl;	 /* several hosts, or NULL */
+	/* The MSRs a vCPU state holds: KVM's list, less those this vCPU
+	 * model lacks (probed once, vmm/vcpu_state.c). */
+	uint32_t *msr_idx;
+	unsigned nr_msr_idx;
 };
 
 /* Create the VM, load the kernel, ready every vCPU; -1 with a message on
@@ -130,6 +144,8 @@ void *vcpu__thread(void *arg);
 void vcpu__dump(struct vcpu *v, const char *why);
 void vcpu__kick(struct vcpu *v);
 void vcpu__park(struct vcpu *v);
+/* The vCPU whose thread this is (NULL on other threads). */
+struct vcpu *vcpu__current(void);
 /* One MSR through KVM_GET_MSRS (vmm/vcpu_state.c); 0 or -1. */
 int vcpu__get_msr(struct vcpu *v, uint32_t index, uint64_t *val);
 /* Guest-virtual memory through the vCPU's page tables (KVM_TRANSLATE):

@@ -27,6 +27,7 @@ fuzz_loader_SRCS := $(wildcard vmm/loader*.c) vmm/mem.c
 fuzz_snapshot_SRCS := vmm/snapshot_codec.c
 fuzz_wire_SRCS := fabric/wire.c fabric/handshake.c
 fuzz_dsm_SRCS := vmm/dsm.c vmm/dsm_wire.c vmm/cluster_wire.c
+fuzz_jump_SRCS := vmm/vcpu_wire.c vmm/cluster_time.c vmm/trace.c balancer/locality.c
 
 .PHONY: fuzz fuzz-run fuzz-corpus
 fuzz: $(FUZZ_BINS)

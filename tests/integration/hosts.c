@@ -313,9 +313,10 @@ static const char *vcpu_map(int hosts)
  * print `want` (an exact result line, or NULL), have really spread (every
  * vCPU up, pages received from other hosts), and leave nothing behind.
  */
-static void over_hosts_map(int hosts, int vcpus, const char *map,
-			   const char *test, const char *args,
-			   const char *memmap, const char *want)
+static void over_hosts_map_t(int hosts, int vcpus, const char *map,
+			     const char *test, const char *args,
+			     const char *memmap, const char *want,
+			     double timeout)
 {
 	char cmdline[128], pass[64], n[8], v[8], cpus[32];
 	struct run r;
@@ -326,7 +327,7 @@ static void over_hosts_map(int hosts, int vcpus, const char *map,
 	snprintf(n, sizeof(n), "%d", hosts);
 	snprintf(v, sizeof(v), "%d", vcpus);
 	snprintf(cpus, sizeof(cpus), "testos: cpus=%d/%d ", vcpus, vcpus);
-	harness__run(&r, RUN_TIMEOUT, NULL, "run", "--kernel",
+	harness__run(&r, timeout, NULL, "run", "--kernel",
 		     harness__testos(), "--local-hosts", n, "--vcpus", v,
 		     "--vcpu-map", map, "--mem-map",
 		     memmap ? memmap : "contiguous", "--stats", "--cmdline",
@@ -346,6 +347,14 @@ static void over_hosts_map(int hosts, int vcpus, const char *map,
 		     "host 0 received no DSM message:\n%s", r.out);
 	run_free(&r, "slos");
 	expect_no_leftovers("after the run", true);
+}
+
+static void over_hosts_map(int hosts, int vcpus, const char *map,
+			   const char *test, const char *args,
+			   const char *memmap, const char *want)
+{
+	over_hosts_map_t(hosts, vcpus, map, test, args, memmap, want,
+			 RUN_TIMEOUT);
 }
 
 static void over_hosts(int hosts, const char *test, const char *args,
@@ -477,6 +486,183 @@ static void evicting(int hosts, const char *memmap)
 	cr_expect(s + m > 0, "no page was evicted:\n%s", r.out);
 	run_free(&r, "slos");
 	expect_no_leftovers("after the run", true);
+}
+
+/* ---- 2. vCPU jumps ---- */
+
+/*
+ * The test OS's CPU `cpu` asks to move to the next host n times while it
+ * computes: exact checksum, registers intact, timer still ticking. 1000
+ * jumps; 200 under ASan, whose pass is for memory errors (each jump moves
+ * a few pages too: ~60 ms a jump in the lab).
+ */
+static void jumps(int hosts, int vcpus, const char *map, int cpu)
+{
+	int n = harness__asan() ? 200 : 1000;
+	char args[64], want[64];
+
+	snprintf(args, sizeof(args), "n=%d cpu=%d", n, cpu);
+	snprintf(want, sizeof(want), "jump: n=%d hosts=%d ", n, hosts);
+	over_hosts_map_t(hosts, vcpus, map, "jump", args, NULL, want,
+			 RUN_TIMEOUT * harness__time_scale());
+}
+
+HOSTS_TEST(jump_2)
+{
+	jumps(2, 1, "0", 0);
+}
+
+/* vCPU 1 starts on host 1 and goes round all three. */
+HOSTS_TEST(jump_3)
+{
+	jumps(3, 2, "0,1", 1);
+}
+
+/* --trace over 2 hosts: valid trace-event JSON with every jump in it
+ * (each at its destination, "guest" the reason, state bytes > 0) and the
+ * vCPU's runs on both hosts. */
+HOSTS_TEST(trace_of_jumps)
+{
+	char trace[300], cmd[1024];
+	struct run r;
+
+	snprintf(trace, sizeof(trace), "%s/trace.json", tmp);
+	harness__run(&r, RUN_TIMEOUT * harness__time_scale(), NULL, "run",
+		     "--kernel", harness__testos(), "--local-hosts", "2",
+		     "--vcpus", "2", "--vcpu-map", "0,1", "--trace", trace,
+		     "--cmdline", "test=jump n=40 cpu=1", NULL);
+	cr_expect_eq(r.status, 0, "status %d:\n%s", r.status, r.out);
+	run_free(&r, "slos");
+	snprintf(cmd, sizeof(cmd),
+		 "python3 -c '\n"
+		 "import json, sys\n"
+		 "e = json.load(open(sys.argv[1]))[\"traceEvents\"]\n"
+		 "j = [x for x in e if x[\"name\"] == \"jump\"]\n"
+		 "assert len(j) == 40, len(j)\n"
+		 "assert {x[\"pid\"] for x in j} == {0, 1}\n"
+		 "assert all(x[\"args\"][\"reason\"] == \"guest\" and\n"
+		 "           x[\"args\"][\"state_bytes\"] > 0 and\n"
+		 "           x[\"args\"][\"from\"] != x[\"pid\"] for x in j)\n"
+		 "b = [x for x in e if x[\"name\"] == \"run\" and x[\"ph\"] == \"B\"]\n"
+		 "assert len(b) >= 42 and {x[\"pid\"] for x in b} == {0, 1}, len(b)\n"
+		 "' %s",
+		 trace);
+	cr_expect_eq(system(cmd), 0, "%s is not the trace expected", trace);
+}
+
+/*
+ * counter with --balance locality: both vCPUs hammer one word homed on
+ * host 0, so vCPU 1's faults are all served from there and the policy
+ * may move it (how soon depends on the host's speed); the total must be
+ * exact whatever it does, and the trace must hold its decisions.
+ */
+HOSTS_TEST(counter_balanced_2)
+{
+	char trace[300], cmd[1024];
+	struct run r;
+
+	snprintf(trace, sizeof(trace), "%s/balance.json", tmp);
+	harness__run(&r, RUN_TIMEOUT * harness__time_scale(), NULL, "run",
+		     "--kernel", harness__testos(), "--local-hosts", "2",
+		     "--vcpus", "2", "--vcpu-map", "0,1", "--balance",
+		     "locality", "--stats", "--trace", trace, "--cmdline",
+		     "test=counter iters=1000000", NULL);
+	cr_log_info("counter with the balancer: %.1f s", r.secs);
+	cr_expect_eq(r.status, 0, "status %d:\n%s", r.status, r.out);
+	cr_expect(harness__has(&r, "counter: total=2000000 expected=2000000"),
+		  "%s", r.out);
+	run_free(&r, "slos");
+	snprintf(cmd, sizeof(cmd),
+		 "python3 -c '\n"
+		 "import json, sys\n"
+		 "e = json.load(open(sys.argv[1]))[\"traceEvents\"]\n"
+		 "f = [x for x in e if x[\"name\"] == \"fault\"]\n"
+		 "assert f and all(x[\"args\"][\"home\"] in (0, 1) for x in f)\n"
+		 "j = [x for x in e if x[\"name\"] == \"jump\"]\n"
+		 "assert all(x[\"args\"][\"reason\"] == \"balancer\" for x in j)\n"
+		 "print(\"balancer: %%d jumps, %%d faults traced\" %% (len(j), len(f)))\n"
+		 "' %s",
+		 trace);
+	cr_expect_eq(system(cmd), 0, "%s is not the trace expected", trace);
+}
+
+/* `slos ctl NAME status` until it answers with `want` in it. */
+static bool ctl_shows(const char *name, const char *want, double secs)
+{
+	double end = harness__now() + secs;
+	struct run r;
+
+	for (;;) {
+		harness__run(&r, 10, NULL, "ctl", name, "status", NULL);
+		bool ok = r.status == 0 && harness__has(&r, want);
+		harness__free(&r);
+		if (ok)
+			return true;
+		if (harness__now() > end)
+			return false;
+		usleep(100 * 1000);
+	}
+}
+
+static void ctl_jump(const char *name, const char *vcpu, const char *host,
+		     int status, const char *want)
+{
+	struct run r;
+
+	harness__run(&r, scaled(30), NULL, "ctl", name, "jump", vcpu, host,
+		     NULL);
+	cr_expect_eq(r.status, status, "jump %s %s: status %d: %s", vcpu,
+		     host, r.status, r.out);
+	cr_expect(harness__has(&r, want), "jump %s %s: no '%s' in: %s", vcpu,
+		  host, want, r.out);
+	harness__free(&r);
+}
+
+/* Jumps from outside: the boot CPU and an AP, both ways; refusals of a
+ * host or vCPU that does not exist, with the vCPU left running. */
+HOSTS_TEST(ctl_jump)
+{
+	char name[32];
+	struct proc vm;
+	struct run r;
+
+	snprintf(name, sizeof(name), "jump%d", getpid());
+	cr_assert_eq(harness__start(&vm, "run", "--kernel", harness__testos(),
+				    "--local-hosts", "2", "--vcpus", "2",
+				    "--vcpu-map", "0,1", "--name", name,
+				    "--cmdline", "test=counter iters=4000000000",
+				    NULL),
+		     0);
+	track(&vm);
+	cr_assert(ctl_shows(name, "\"hosts\":2,\"where\":[0,1]", scaled(30)),
+		  "no status over 2 hosts:\n%s", harness__output(&vm));
+	cr_assert(harness__wait_output(&vm, "testos: cmdline", scaled(30)),
+		  "the VM did not start:\n%s", harness__output(&vm));
+	ctl_jump(name, "1", "0", 0, "{\"vcpu\":1,\"from\":1,\"host\":0}");
+	cr_expect(ctl_shows(name, "\"where\":[0,0]", 1), "vCPU 1 not on 0");
+	ctl_jump(name, "0", "1", 0, "{\"vcpu\":0,\"from\":0,\"host\":1}");
+	cr_expect(ctl_shows(name, "\"where\":[1,0]", 1), "vCPU 0 not on 1");
+	ctl_jump(name, "0", "0", 0, "\"host\":0}");
+	ctl_jump(name, "1", "1", 0, "\"host\":1}");
+	ctl_jump(name, "1", "2", 1, "no vCPU 1 or no host 2");
+	ctl_jump(name, "2", "0", 1, "no vCPU 2 or no host 0");
+	ctl_jump(name, "x", "0", 1, "usage: jump VCPU HOST");
+	cr_expect(ctl_shows(name, "\"where\":[0,1]", 1),
+		  "refusals moved a vCPU");
+	harness__run(&r, 10, NULL, "ctl", NULL);
+	cr_expect(harness__has(&r, name), "`slos ctl` does not list %s: %s",
+		  name, r.out);
+	harness__free(&r);
+	harness__run(&r, 10, NULL, "ctl", name, "stop", NULL);
+	cr_expect_eq(r.status, 0, "stop: %s", r.out);
+	harness__free(&r);
+	int st = harness__wait(&vm, scaled(20));
+	cr_expect_eq(st, 0, "after the jumps: status %d:\n%s", st,
+		     harness__output(&vm));
+	cr_expect(!harness__output_has(&vm, "failed"), "%s",
+		  harness__output(&vm));
+	release_checked(&vm, "host 0");
+	expect_no_leftovers("after the run", false);
 }
 
 HOSTS_TEST(host_mem_evicts_2)

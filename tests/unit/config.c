@@ -102,3 +102,26 @@ Test(config, restore_and_snapshot_options)
 	cr_expect_eq(config__parse_run(7, argv, &c, err, 256), 0, "%s", err);
 	cr_expect_str_eq(c.snapshot_to, "d");
 }
+
+Test(config, trace_and_balance_options)
+{
+	struct vm_config c;
+	char err[256];
+
+	cr_assert_eq(parse(&c, err, "--kernel", "k", "--trace", "t.json"), 0,
+		     "%s", err);
+	cr_expect_str_eq(c.trace, "t.json");
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--trace", ""), -1);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--balance", "off"), 0);
+	cr_expect(!c.balance);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--balance", "locality"),
+		     -1);
+	cr_expect(strstr(err, "one host"), "%s", err);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--balance", "fast"), -1);
+	cr_expect(strstr(err, "off or locality"), "%s", err);
+
+	char *argv[] = { "run", "--kernel", "k", "--local-hosts", "2",
+			 "--balance", "locality", NULL };
+	cr_expect_eq(config__parse_run(7, argv, &c, err, 256), 0, "%s", err);
+	cr_expect(c.balance && c.nhosts == 2);
+}

@@ -38,6 +38,7 @@
 #define VEC_PING 0xF0 /* receiver counts it and answers with VEC_PONG */
 #define VEC_PONG 0xF1
 #define VEC_WAKE 0xF2 /* only ends a SYS_WAIT: EOI and return */
+#define VEC_TICK 0xF3 /* periodic timer (SYS_TICK): count, EOI */
 #define VEC_SPUR 0xFF
 
 /* Ports. */
@@ -45,6 +46,7 @@
 #define PORT_TEST_EXIT 0x501
 #define PORT_AP_START  0x508 /* APIC id | SIPI vector << 16: smp.c */
 #define PORT_NOP       0x510 /* unused port the VMM answers at once */
+#define PORT_JUMP      0x50c /* over hosts: write a host to move there */
 
 /* Exit codes (status of the VMM process). */
 #define EXIT_PASS      0
@@ -64,7 +66,8 @@
 #define SYS_IN	 4 /* (port, size 1/2/4): port input, value in RAX */
 #define SYS_PARK 5 /* stop this CPU for good (cli; hlt) */
 #define SYS_WAIT 6 /* (u64 *p, v): if *p == v, sti; hlt until an interrupt */
-#define SYS_NR	 7
+#define SYS_TICK 7 /* (period_ns): periodic VEC_TICK timer, 0 stops */
+#define SYS_NR	 8
 
 #define SYS_EBADCALL (-1L)
 

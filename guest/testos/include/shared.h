@@ -50,6 +50,8 @@ extern struct shared shared;
  * answer a VEC_PING with a VEC_PONG to ipi_reply_apic. */
 extern volatile uint64_t ipi_pings, ipi_pongs;
 extern volatile uint32_t ipi_reply_apic;
+/* SYS_TICK's timer interrupts, counted by the kernel (kern/isr.S). */
+extern volatile uint64_t timer_ticks;
 
 /* Linker-script symbols. */
 extern char __kernel_start[], __kernel_end[], __user_start[], __user_end[];

@@ -74,6 +74,8 @@ void stats_report(const char *label, uint64_t *v, size_t n);
 /* Port I/O from ring 3: direct if the probe worked, else ud2 calls. */
 void uoutb(uint16_t port, uint8_t v);
 uint8_t uinb(uint16_t port);
+void uoutl(uint16_t port, uint32_t v);
+uint32_t uinl(uint16_t port);
 __attribute__((noreturn)) void uexit(uint32_t status);
 
 static inline uint64_t atomic_add(volatile uint64_t *p, uint64_t v)

@@ -19,7 +19,7 @@ struct idt_gate {
 #define GATE_INTR 0x8e /* present, DPL 0, 64-bit interrupt gate */
 
 extern char isr_stubs[], ud_entry[], ping_entry[], pong_entry[], wake_entry[],
-    spurious_entry[];
+    tick_entry[], spurious_entry[];
 
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 
@@ -44,6 +44,7 @@ void idt_init(void)
 	set_gate(VEC_PING, ping_entry);
 	set_gate(VEC_PONG, pong_entry);
 	set_gate(VEC_WAKE, wake_entry);
+	set_gate(VEC_TICK, tick_entry);
 	set_gate(VEC_SPUR, spurious_entry);
 }
 

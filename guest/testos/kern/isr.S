@@ -126,6 +126,16 @@ pong_entry:
 	pop	%rax
 	iretq
 
+/* SYS_TICK's periodic timer: count, EOI. */
+	.globl tick_entry
+tick_entry:
+	push	%rax
+	lock incq timer_ticks(%rip)
+	mov	$LAPIC_BASE, %eax
+	movl	$0, APIC_EOI(%rax)
+	pop	%rax
+	iretq
+
 	.globl wake_entry
 wake_entry:
 	push	%rax

@@ -88,6 +88,7 @@ void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lapic_init(void);
 uint32_t lapic_id(void);
 void lapic_wake_in(uint32_t ns);
+void lapic_tick(uint32_t ns);
 void lapic_icr(uint32_t apic, uint32_t low);
 
 /* boot.c, acpi.c, clock.c, smp.c */

@@ -40,6 +40,7 @@ void lapic_init(void)
 #define APIC_TMR_INIT 0x380
 #define APIC_TMR_DIV  0x3e0
 #define TMR_DIV_1     0xb
+#define LVT_PERIODIC  0x20000
 
 /* A one-shot LAPIC timer interrupt (VEC_WAKE) after about `ns` (KVM's
  * LAPIC timer counts at 1 GHz): a halted CPU then wakes even when the IPI
@@ -48,6 +49,15 @@ void lapic_wake_in(uint32_t ns)
 {
 	lapic_write(APIC_TMR_DIV, TMR_DIV_1);
 	lapic_write(APIC_LVT_TMR, VEC_WAKE);
+	lapic_write(APIC_TMR_INIT, ns);
+}
+
+/* A periodic timer: VEC_TICK every `ns` (0: stopped). Its handler counts
+ * timer_ticks, which the jump test reads to see time go on across hosts. */
+void lapic_tick(uint32_t ns)
+{
+	lapic_write(APIC_TMR_DIV, TMR_DIV_1);
+	lapic_write(APIC_LVT_TMR, ns ? LVT_PERIODIC | VEC_TICK : LVT_MASKED);
 	lapic_write(APIC_TMR_INIT, ns);
 }
 

@@ -75,6 +75,9 @@ static void sys_call(struct trap_frame *f)
 			__asm__ volatile("sti; hlt; cli" ::: "memory");
 		}
 		break;
+	case SYS_TICK:
+		lapic_tick((uint32_t)f->rdi);
+		break;
 	default:
 		ret = SYS_EBADCALL;
 		break;

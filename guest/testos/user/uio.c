@@ -30,6 +30,24 @@ uint8_t uinb(uint16_t port)
 	return (uint8_t)usys(SYS_IN, port, 1, 0);
 }
 
+void uoutl(uint16_t port, uint32_t v)
+{
+	if (shared.io_direct)
+		outl(port, v);
+	else
+		usys(SYS_OUT, port, v, 4);
+}
+
+uint32_t uinl(uint16_t port)
+{
+	uint32_t v;
+
+	if (!shared.io_direct)
+		return (uint32_t)usys(SYS_IN, port, 4, 0);
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
 void uexit(uint32_t status)
 {
 	if (shared.io_direct)

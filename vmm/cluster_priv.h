@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the cluster's files share with each other and nobody else: the
+ * cluster itself, sending to a host, stopping the VM from a handler, and
+ * the vCPU jump engine's frame handler (vmm/jump.c).
+ */
+#ifndef SLOS_CLUSTER_PRIV_H
+#define SLOS_CLUSTER_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "balancer/balancer.h"
+#include "vmm/cluster.h"
+#include "vmm/dsm.h"
+#include "vmm/io.h"
+#include "vmm/vm.h"
+
+#define IO_SLOTS VM_MAX_VCPUS
+#define SETUP_MS 30000 /* a member's KVM and mesh setup, under load */
+#define ADDR_LEN 64
+
+struct peer {
+	struct cluster *cl;
+	int idx; /* -1 until a mesh peer said CL_HELLO */
+};
+
+struct io_slot {
+	bool done;
+	uint8_t data[8];
+};
+
+/* A vCPU's DSM faults on this host (vmm/cluster_faults.c, ft_lock). */
+#define FAULT_HIST 24 /* log2 buckets of the wait in us: <2, <4, ... */
+struct vcpu_faults {
+	bool waiting, write; /* a fault of it is being served */
+	uint64_t gpa, t0;
+	uint64_t faults, by_home[DSM_MAX_HOSTS], hist[FAULT_HIST];
+};
+
+/* A vCPU's jump, on both ends (under cl->lock). */
+struct jump_slot {
+	/* Destination: the state that arrived, not yet loaded. */
+	uint8_t *in;
+	size_t in_len;
+	unsigned in_from;
+	uint32_t in_seq;
+	uint8_t in_reason;
+	uint64_t in_t0, in_tag;	  /* the source's pause time and boot tag */
+	uint32_t in_gap, in_came; /* the balancer's back-off it brings */
+	/* Source: the jump waiting for the destination's word (to: its
+	 * destination, -1 when none is under way). */
+	uint32_t seq;
+	int to;
+	int answer; /* 0 none yet, 1 taken, -1 refused */
+	char why[160];
+	/* Host 0: every host's reports about this vCPU, for `slos ctl`. */
+	uint32_t reports;
+	bool last_ok;
+	char last_why[160];
+};
+
+struct cluster {
+	struct vm *vm;
+	unsigned self, n;
+	uint64_t vm_id;
+	uint8_t key[FABRIC_KEY_SIZE];
+	struct fabric_conn *conn[DSM_MAX_HOSTS];
+	struct peer peer[DSM_MAX_HOSTS];
+	struct peer pending[DSM_MAX_HOSTS]; /* accepted, before CL_HELLO */
+	struct fabric_conn *accepted[DSM_MAX_HOSTS];
+	char addr[DSM_MAX_HOSTS][ADDR_LEN];
+	struct fabric_listener *mesh;
+	/* Sends hold it to read; teardown takes a connection out under it,
+	 * so no handler posts to a connection being freed. */
+	pthread_rwlock_t conn_lock;
+	struct dsm dsm;
+	struct dsm_mem dm;
+	struct fault_source src;
+	bool dsm_on;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	unsigned ready, meshed, hello, preowned; /* bitmasks of hosts */
+	bool got_spec, got_peers, go;
+	struct cluster_spec spec;
+	struct cluster_time time; /* CL_GO: host 0's clocks */
+	char fail_why[256];
+	uint16_t port[DSM_MAX_HOSTS];
+	bool ap_go[VM_MAX_VCPUS];
+	uint32_t ap_vec[VM_MAX_VCPUS];
+	struct io_slot io[IO_SLOTS];
+	atomic_uint next_slot;
+	atomic_bool stopping;
+	bool stop_from_peer;
+	struct io_dev fwd_pio[2], fwd_mmio, ap_dev, jump_dev;
+	/* Where each vCPU runs, as this host last heard (host 0 hears of
+	 * every jump). */
+	_Atomic uint8_t where[VM_MAX_VCPUS];
+	struct jump_slot jump[VM_MAX_VCPUS];
+	uint32_t jump_seq;
+	/* Arrivals here and their latency, pause at the source to running
+	 * here (timed only from a source on this machine: same boot id). */
+	/* Faults by vCPU; the DSM's own ops on guest memory, wrapped. */
+	pthread_mutex_t ft_lock;
+	unsigned nwaiting;
+	struct vcpu_faults vf[VM_MAX_VCPUS];
+	struct dsm_ops mem_ops;
+	uint64_t remote_n, remote_ns; /* this host's remote faults, waits */
+	/* --balance locality (vmm/cluster_balance.c; ft_lock). */
+	bool bal_on;
+	struct bal_cfg bal;
+	struct bal_vcpu bv[VM_MAX_VCPUS];
+	struct bal_load loads[DSM_MAX_HOSTS];
+	pthread_t bal_thread;
+	uint64_t boot_tag;
+	unsigned trace_bad;  /* host 0: bad CL_TRACE frames seen */
+	unsigned trace_done; /* host 0: members whose last events came */
+	uint64_t jumps_in;
+	unsigned nr_lat;
+	uint32_t lat_us[4096];
+};
+
+int cluster_send(struct cluster *cl, unsigned to, uint16_t type, const void *p,
+		 size_t len);
+void cluster_stop(struct cluster *cl, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* vmm/cluster_faults.c: a vCPU thread's fault begins (tid: the thread),
+ * any fault on gpa ends; --stats. */
+void cluster_fault_begin(struct cluster *cl, uint64_t gpa, bool write,
+			 uint32_t tid);
+void cluster_fault_end(struct cluster *cl, uint64_t gpa);
+void cluster_fault_stats(struct cluster *cl);
+/* vmm/cluster_balance.c: the agent; a CL_LOAD frame; ms since boot. */
+int cluster_balance_start(struct cluster *cl);
+void cluster_balance_stop(struct cluster *cl);
+void cluster_load_frame(struct cluster *cl, unsigned from, const uint8_t *p,
+			size_t len);
+uint64_t cluster_ms(void);
+/* This machine's boot id (vmm/cluster_time.c). */
+void cluster_boot_id(uint8_t out[16]);
+/* --stats: arrivals and their latency (vmm/jump.c). */
+void cluster_jump_stats(struct cluster *cl);
+
+/* A member's AP waits for its start; false if the VM stopped first. */
+bool cluster__ap_wait(struct vcpu *v);
+
+/* vmm/jump.c: CL_JUMP, CL_JUMP_ANSWER, CL_JUMP_REQ and CL_WHERE. */
+void jump_frame(struct cluster *cl, unsigned from, uint16_t type,
+		const uint8_t *p, size_t len);
+/* For a stop message: the vCPUs on their way to host, as "vCPU 1, ...". */
+size_t cluster_in_flight(struct cluster *cl, unsigned host, char *out,
+			 size_t len);
+/* The guest's jump port (CLUSTER_PORT_JUMP), on every host. */
+void jump_port(struct io_dev *d, uint64_t off, uint8_t *data, unsigned size,
+	       bool write);
+
+#endif
