@@ -1259,6 +1259,8 @@ void cluster__exit(struct vm *vm)
 	fault__exit(&vm->fault);
 	if (cl->dsm_on)
 		dsm__exit(&cl->dsm);
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
+		free(cl->jump[i].in); /* arrived after the stop */
 	vm->cl = NULL;
 	free(cl);
 }

@@ -89,6 +89,10 @@ static void tick(struct cluster *cl)
 	uint64_t now = cluster_ms();
 
 	pthread_mutex_lock(&cl->ft_lock);
+	if (atomic_load(&cl->stopping)) {
+		pthread_mutex_unlock(&cl->ft_lock);
+		return;
+	}
 	measure(cl);
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];

@@ -50,6 +50,7 @@ struct jump_slot {
 	uint8_t in_reason;
 	uint64_t in_t0, in_tag;	  /* the source's pause time and boot tag */
 	uint32_t in_gap, in_came; /* the balancer's back-off it brings */
+	uint32_t in_gen;	  /* its generation at the source */
 	/* Source: the jump waiting for the destination's word (to: its
 	 * destination, -1 when none is under way). */
 	uint32_t seq;
@@ -98,6 +99,7 @@ struct cluster {
 	/* Where each vCPU runs, as this host last heard (host 0 hears of
 	 * every jump). */
 	_Atomic uint8_t where[VM_MAX_VCPUS];
+	uint32_t gen[VM_MAX_VCPUS]; /* where[]'s generation (cl->lock) */
 	struct jump_slot jump[VM_MAX_VCPUS];
 	uint32_t jump_seq;
 	/* Arrivals here and their latency, pause at the source to running

@@ -29,8 +29,10 @@
 
 #define MSR_IA32_TSC 0x10
 /* vcpu, seq, reason, pause time, boot tag; the balancer's back-off
- * (gap ms, the host it came from or ~0), which travels with the vCPU. */
-#define JUMP_HDR 36
+ * (gap ms, the host it came from or ~0), which travels with the vCPU; its
+ * generation (one more at each arrival: orders the hosts' CL_WHEREs). */
+#define JUMP_HDR 40
+#define WHERE_HDR 16 /* vcpu, host, ok, generation */
 #define WHY_MAX	 150
 
 static void put_why(uint8_t *p, const char *why, size_t *len)
@@ -55,13 +57,17 @@ static void get_why(char *dst, size_t cap, const uint8_t *p, size_t n)
 
 /* Host 0 keeps, per vCPU, the last word on its jumps for `slos ctl`. */
 static void note_report(struct cluster *cl, unsigned vcpu, unsigned host,
-			bool ok, const char *why)
+			bool ok, uint32_t gen, const char *why)
 {
 	struct jump_slot *j = &cl->jump[vcpu];
 
 	pthread_mutex_lock(&cl->lock);
-	if (ok)
+	/* Reports of two jumps come over two connections: the later
+	 * arrival (higher generation) says where it is. */
+	if (ok && gen >= cl->gen[vcpu]) {
+		cl->gen[vcpu] = gen;
 		atomic_store(&cl->where[vcpu], host);
+	}
 	if (cl->self == 0) {
 		j->reports++;
 		j->last_ok = ok;
@@ -75,16 +81,17 @@ static void note_report(struct cluster *cl, unsigned vcpu, unsigned host,
 /* CL_WHERE: ok, the vCPU runs on `host` now; else its jump to `host`
  * failed, why. Successes go to every host, failures to host 0. */
 static void report(struct cluster *cl, unsigned vcpu, unsigned host, bool ok,
-		   const char *why)
+		   uint32_t gen, const char *why)
 {
-	uint8_t m[12 + WHY_MAX];
-	size_t len = 12;
+	uint8_t m[WHERE_HDR + WHY_MAX];
+	size_t len = WHERE_HDR;
 
 	cl_put32(m, vcpu);
 	cl_put32(m + 4, host);
 	cl_put32(m + 8, ok);
-	put_why(m + 12, why, &len);
-	note_report(cl, vcpu, host, ok, why);
+	cl_put32(m + 12, gen);
+	put_why(m + WHERE_HDR, why, &len);
+	note_report(cl, vcpu, host, ok, gen, why);
 	for (unsigned h = 0; h < cl->n; h++)
 		if (h != cl->self && (ok || h == 0))
 			cluster_send(cl, h, CL_WHERE, m, len);
@@ -172,6 +179,7 @@ static bool arrive(struct vcpu *v)
 		unsigned reason =
 		    j->in_reason < JUMP_NR_REASONS ? j->in_reason : JUMP_CTL;
 		uint32_t gap = j->in_gap, came = j->in_came;
+		uint32_t gen = j->in_gen + 1;
 		j->in = NULL;
 		pthread_mutex_unlock(&cl->lock);
 		if (atomic_load(&cl->stopping)) {
@@ -206,7 +214,8 @@ static bool arrive(struct vcpu *v)
 		trace__emit(TRACE_JUMP, cl->self, v->id, from, reason, lat,
 			    in_len);
 		trace__emit(TRACE_RUN_BEGIN, cl->self, v->id, 0, 0, 0, 0);
-		report(cl, v->id, cl->self, true, NULL);
+		atomic_store(&v->live, true);
+		report(cl, v->id, cl->self, true, gen, NULL);
 		return run_on(v);
 	}
 }
@@ -221,7 +230,8 @@ static bool refused(struct vcpu *v, unsigned to, const char *why)
 		"slos: vcpu %d: jump to host %u failed (%s): it runs on at "
 		"host %u\n",
 		v->id, to, why, cl->self);
-	report(cl, v->id, to, false, why);
+	report(cl, v->id, to, false, 0, why);
+	atomic_store(&v->jump_to, -1);
 	return run_on(v);
 }
 
@@ -229,12 +239,17 @@ bool cluster__depart(struct vcpu *v)
 {
 	struct cluster *cl = v->vm->cl;
 	struct jump_slot *j = &cl->jump[v->id];
-	int to = atomic_exchange(&v->jump_to, -1);
+	/* jump_to stays set until the jump is decided, so that no other
+	 * request is taken for a vCPU on its way out. */
+	int req = atomic_load(&v->jump_to);
+	unsigned to = req & 0xffff, reason = (unsigned)req >> 16;
 	uint64_t t0 = vm__now_ns();
 	char why[WHY_MAX + 1];
 
-	if (to < 0 || (unsigned)to == cl->self || (unsigned)to >= cl->n)
+	if (req < 0 || to == cl->self || to >= cl->n) {
+		atomic_store(&v->jump_to, -1);
 		return run_on(v);
+	}
 	struct vcpu_state *s = malloc(sizeof(*s));
 	uint8_t *m = malloc(FABRIC_MAX_PAYLOAD);
 	size_t n = 0;
@@ -269,14 +284,15 @@ bool cluster__depart(struct vcpu *v)
 		pthread_mutex_unlock(&cl->lock);
 		cl_put32(m, v->id);
 		cl_put32(m + 4, j->seq);
-		cl_put32(m + 8, v->jump_reason);
+		cl_put32(m + 8, reason);
 		cl_put64(m + 12, t0);
 		cl_put64(m + 20, cl->boot_tag);
 		cl_put32(m + 28, bal.gap_ms);
 		cl_put32(m + 32, bal.came_from);
+		cl_put32(m + 36, cl->gen[v->id]);
 		r = cluster_send(cl, to, CL_JUMP, m, JUMP_HDR + n);
 		if (r)
-			snprintf(why, sizeof(why), "host %d is unreachable: %s",
+			snprintf(why, sizeof(why), "host %u is unreachable: %s",
 				 to, strerror(-r));
 	}
 	free(s);
@@ -309,6 +325,7 @@ bool cluster__depart(struct vcpu *v)
 		return refused(v, to, why);
 	v->st.jumps++;
 	v->st.jump_ns += vm__now_ns() - t0;
+	atomic_store(&v->jump_to, -1);
 	return arrive(v);
 }
 
@@ -318,11 +335,11 @@ bool cluster__vcpu_start(struct vcpu *v)
 	bool ok;
 
 	if (!atomic_load(&v->here))
-		ok = arrive(v);
-	else if (cl->self == 0)
-		ok = true; /* the boot CPU, or an AP that waits in KVM */
-	else
-		ok = cluster__ap_wait(v);
+		return arrive(v);
+	if (cl->self == 0)
+		return true; /* the boot CPU, or an AP that waits in KVM:
+			      * started at its first exit (vcpu.c) */
+	ok = cluster__ap_wait(v);
 	if (ok)
 		atomic_store(&v->live, true);
 	return ok;
@@ -335,6 +352,10 @@ int cluster__jump(struct vm *vm, unsigned vcpu, unsigned host, int reason,
 
 	if (!cl) {
 		snprintf(why, len, "the VM runs on one host");
+		return -1;
+	}
+	if (atomic_load(&cl->stopping)) {
+		snprintf(why, len, "the VM is stopping");
 		return -1;
 	}
 	if (vcpu >= vm->cfg.nr_vcpus || host >= cl->n) {
@@ -370,11 +391,11 @@ int cluster__jump(struct vm *vm, unsigned vcpu, unsigned host, int reason,
 		return -1;
 	}
 	int none = -1;
-	if (!atomic_compare_exchange_strong(&v->jump_to, &none, (int)host)) {
+	if (!atomic_compare_exchange_strong(&v->jump_to, &none,
+					    (int)(host | (unsigned)reason << 16))) {
 		snprintf(why, len, "vCPU %u is already jumping", vcpu);
 		return -1;
 	}
-	v->jump_reason = reason;
 	vcpu__kick(v);
 	return 0;
 }
@@ -416,7 +437,13 @@ int cluster__jump_wait(struct vm *vm, unsigned vcpu, unsigned host, int ms,
 			       "happen)");
 	else if (!j->last_ok)
 		snprintf(why, len, "%s", j->last_why);
-	r = j->reports == base || !j->last_ok ? -1 : 0;
+	else if (atomic_load(&cl->where[vcpu]) != host)
+		snprintf(why, len, "it moved on to host %u meanwhile",
+			 atomic_load(&cl->where[vcpu]));
+	r = j->reports == base || !j->last_ok ||
+		    atomic_load(&cl->where[vcpu]) != host
+		? -1
+		: 0;
 	pthread_mutex_unlock(&cl->lock);
 	return r;
 }
@@ -462,6 +489,7 @@ static void on_jump(struct cluster *cl, unsigned from, const uint8_t *p,
 		j->in_tag = cl_get64(p + 20);
 		j->in_gap = cl_get32(p + 28);
 		j->in_came = cl_get32(p + 32);
+		j->in_gen = cl_get32(p + 36);
 		copy = NULL;
 		pthread_cond_broadcast(&cl->cv);
 	}
@@ -499,10 +527,14 @@ void jump_frame(struct cluster *cl, unsigned from, uint16_t type,
 {
 	char why[WHY_MAX + 1];
 
+	/* Stopping: nothing moves any more (the vCPUs' threads are gone). */
+	if (atomic_load(&cl->stopping))
+		return;
 	if (!cl->vm || len < 12 || len > FABRIC_MAX_PAYLOAD ||
 	    (type == CL_JUMP && len <= JUMP_HDR) ||
 	    (type == CL_JUMP_REQ && (from != 0 || len != 12)) ||
-	    (type != CL_JUMP && len > 12 + WHY_MAX)) {
+	    (type == CL_WHERE && (len < WHERE_HDR || len > WHERE_HDR + WHY_MAX)) ||
+	    (type == CL_JUMP_ANSWER && len > 12 + WHY_MAX)) {
 		cluster_stop(cl, VM_EXIT_CRASH,
 			     "host %u: bad jump message 0x%x", from, type);
 		return;
@@ -516,10 +548,15 @@ void jump_frame(struct cluster *cl, unsigned from, uint16_t type,
 		on_answer(cl, from, p, len);
 		return;
 	case CL_JUMP_REQ:
+		if (cl_get32(p + 8) >= JUMP_NR_REASONS) {
+			cluster_stop(cl, VM_EXIT_CRASH,
+				     "host %u: bad CL_JUMP_REQ", from);
+			return;
+		}
 		if (cluster__jump(cl->vm, id, host, cl_get32(p + 8), why,
 				  sizeof(why)) &&
 		    id < cl->vm->cfg.nr_vcpus)
-			report(cl, id, host, false, why);
+			report(cl, id, host, false, 0, why);
 		return;
 	case CL_WHERE:
 		if (id >= cl->vm->cfg.nr_vcpus || host >= cl->n) {
@@ -527,8 +564,9 @@ void jump_frame(struct cluster *cl, unsigned from, uint16_t type,
 				     from);
 			return;
 		}
-		get_why(why, sizeof(why), p + 12, len - 12);
-		note_report(cl, id, host, cl_get32(p + 8), why);
+		get_why(why, sizeof(why), p + WHERE_HDR, len - WHERE_HDR);
+		note_report(cl, id, host, cl_get32(p + 8), cl_get32(p + 12),
+			    why);
 		return;
 	}
 }

@@ -371,6 +371,20 @@ static void handle_exit(struct vcpu *v)
 
 static __thread struct vcpu *self;
 
+/* A kick that found nothing to do (its jump was taken by an earlier
+ * signal's EINTR, say) must not leave immediate_exit set, or every
+ * KVM_RUN returns at once. Stopping and pausing keep theirs. */
+static void rearm(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	if (!atomic_load(&vm->stopping) && !atomic_load(&vm->pause_req) &&
+	    atomic_load(&v->jump_to) < 0)
+		v->run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->lock);
+}
+
 struct vcpu *vcpu__current(void)
 {
 	return self;
@@ -414,15 +428,22 @@ void *vcpu__thread(void *arg)
 			if (errno == EINTR || errno == EAGAIN) {
 				if (atomic_load(&vm->pause_req))
 					vcpu__park(v);
-				if (atomic_load(&v->jump_to) >= 0 &&
-				    !cluster__depart(v))
-					break;
+				if (atomic_load(&v->jump_to) >= 0) {
+					if (!cluster__depart(v))
+						break;
+				} else {
+					rearm(v);
+				}
 				continue;
 			}
 			fatal(v, "KVM_RUN failed: errno %llu", errno);
 			break;
 		}
 		v->st.exits++;
+		/* Started: an AP of host 0 waited in KVM for its SIPI till
+		 * now, and may not jump before (the SIPI would not follow). */
+		if (!atomic_load(&v->live))
+			atomic_store(&v->live, true);
 		handle_exit(v);
 	}
 	if (atomic_load(&v->here))

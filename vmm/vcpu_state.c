@@ -52,15 +52,22 @@ static int msr_probe(struct vcpu *v)
 	idx = calloc(l->nmsrs + 1, sizeof(*idx));
 	if (!idx)
 		goto out;
-	for (unsigned i = 0; i < l->nmsrs && n < SNAP_MAX_MSRS; i++) {
+	for (unsigned i = 0; i < l->nmsrs; i++) {
 		uint64_t val;
-		if (!vcpu__get_msr(v, l->indices[i], &val))
-			idx[n++] = l->indices[i];
+		if (vcpu__get_msr(v, l->indices[i], &val))
+			continue;
+		if (n == SNAP_MAX_MSRS) {
+			r = -E2BIG;
+			goto out;
+		}
+		idx[n++] = l->indices[i];
 	}
+	/* Two vCPUs may probe at once: the first to finish publishes, the
+	 * count before the list that readers test. */
 	pthread_mutex_lock(&vm->lock);
 	if (!vm->msr_idx) {
-		vm->msr_idx = idx;
 		vm->nr_msr_idx = n;
+		__atomic_store_n(&vm->msr_idx, idx, __ATOMIC_RELEASE);
 		idx = NULL;
 	}
 	pthread_mutex_unlock(&vm->lock);
@@ -76,18 +83,27 @@ static int save_msrs(struct vcpu *v, struct vcpu_state *s, char *err,
 {
 	struct vm *vm = v->vm;
 	struct kvm_msrs *m;
+	uint32_t *idx = __atomic_load_n(&vm->msr_idx, __ATOMIC_ACQUIRE);
 	unsigned n;
 	int r;
 
-	if (!vm->msr_idx && msr_probe(v))
-		return bad(err, errlen, "KVM_GET_MSR_INDEX_LIST failed");
+	if (!idx) {
+		r = msr_probe(v);
+		if (r == -E2BIG)
+			return bad(err, errlen, "more than %d MSRs",
+				   SNAP_MAX_MSRS);
+		if (r)
+			return bad(err, errlen,
+				   "KVM_GET_MSR_INDEX_LIST failed");
+		idx = __atomic_load_n(&vm->msr_idx, __ATOMIC_ACQUIRE);
+	}
 	n = vm->nr_msr_idx;
 	m = calloc(1, sizeof(*m) + n * sizeof(m->entries[0]));
 	if (!m)
 		return bad(err, errlen, "out of memory");
 	m->nmsrs = n;
 	for (unsigned i = 0; i < n; i++)
-		m->entries[i].index = vm->msr_idx[i];
+		m->entries[i].index = idx[i];
 	r = ioctl(v->fd, KVM_GET_MSRS, m);
 	if (r != (int)n) {
 		free(m);

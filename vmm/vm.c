@@ -505,6 +505,9 @@ void vm__print_stats(struct vm *vm)
 void vm__exit(struct vm *vm)
 {
 	vm__wait(vm);
+	/* First the threads that may still touch the vCPUs: the hosts'
+	 * connections, the balancer, the fault thread. */
+	cluster__exit(vm);
 	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		if (v->run)
@@ -514,7 +517,6 @@ void vm__exit(struct vm *vm)
 	}
 	free(vm->vcpus);
 	vm->vcpus = NULL;
-	cluster__exit(vm);
 	restore__exit(vm);
 	fault__exit(&vm->fault);
 	uart__free(vm->uart);

@@ -42,12 +42,12 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	/* Over hosts (vmm/jump.c): it runs on this host (else its copy here
-	 * is parked); it has run; the host it is asked to move to (-1: none)
-	 * and why (JUMP_*). */
+	 * is parked); it has started; the jump asked of it until it is
+	 * decided (-1: none; host | JUMP_* << 16, one word so the two go
+	 * together). */
 	atomic_bool here, live;
 	uint32_t tid; /* its thread (the fault engine names faulters) */
 	atomic_int jump_to;
-	int jump_reason;
 	struct vcpu_stats st;
 	struct profile prof;
 	struct pvm_accel accel; /* PVM only: string-instruction completion */
