@@ -101,19 +101,24 @@ bad:
 
 /* ---- waiting on the control plane ---- */
 
+void cluster_deadline(struct timespec *t, int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
 static int wait_until(struct cluster *cl, bool (*cond)(struct cluster *),
 		      int ms)
 {
 	struct timespec t;
 	int r = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
+	cluster_deadline(&t, ms);
 	pthread_mutex_lock(&cl->lock);
 	while (!cond(cl) && !cl->fail_why[0] && !r &&
 	       !atomic_load(&cl->stopping))
@@ -1189,13 +1194,7 @@ void cluster__trace_drain(struct vm *vm, int ms)
 		return;
 	/* wait_until gives up at a stop, which this follows: wait here. */
 	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
+	cluster_deadline(&t, ms);
 	pthread_mutex_lock(&cl->lock);
 	while (!traces_in(cl) &&
 	       !pthread_cond_timedwait(&cl->cv, &cl->lock, &t))

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "balancer/balancer.h"
 #include "vmm/cluster.h"
@@ -124,6 +125,8 @@ struct cluster {
 	uint32_t lat_us[4096];
 };
 
+/* ms from now on CLOCK_MONOTONIC (cl->cv's clock), for timed waits. */
+void cluster_deadline(struct timespec *t, int ms);
 int cluster_send(struct cluster *cl, unsigned to, uint16_t type, const void *p,
 		 size_t len);
 void cluster_stop(struct cluster *cl, int status, const char *fmt, ...)

@@ -418,13 +418,7 @@ int cluster__jump_wait(struct vm *vm, unsigned vcpu, unsigned host, int ms,
 	}
 	if (cluster__jump(vm, vcpu, host, JUMP_CTL, why, len))
 		return -1;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
+	cluster_deadline(&t, ms);
 	struct jump_slot *j = &cl->jump[vcpu];
 	pthread_mutex_lock(&cl->lock);
 	while (j->reports == base && !atomic_load(&cl->stopping) && !r)
