@@ -31,9 +31,9 @@
 /* vcpu, seq, reason, pause time, boot tag; the balancer's back-off
  * (gap ms, the host it came from or ~0), which travels with the vCPU; its
  * generation (one more at each arrival: orders the hosts' CL_WHEREs). */
-#define JUMP_HDR 40
+#define JUMP_HDR  40
 #define WHERE_HDR 16 /* vcpu, host, ok, generation */
-#define WHY_MAX	 150
+#define WHY_MAX	  150
 
 static void put_why(uint8_t *p, const char *why, size_t *len)
 {
@@ -391,8 +391,8 @@ int cluster__jump(struct vm *vm, unsigned vcpu, unsigned host, int reason,
 		return -1;
 	}
 	int none = -1;
-	if (!atomic_compare_exchange_strong(&v->jump_to, &none,
-					    (int)(host | (unsigned)reason << 16))) {
+	if (!atomic_compare_exchange_strong(
+		&v->jump_to, &none, (int)(host | (unsigned)reason << 16))) {
 		snprintf(why, len, "vCPU %u is already jumping", vcpu);
 		return -1;
 	}
@@ -527,7 +527,8 @@ void jump_frame(struct cluster *cl, unsigned from, uint16_t type,
 	if (!cl->vm || len < 12 || len > FABRIC_MAX_PAYLOAD ||
 	    (type == CL_JUMP && len <= JUMP_HDR) ||
 	    (type == CL_JUMP_REQ && (from != 0 || len != 12)) ||
-	    (type == CL_WHERE && (len < WHERE_HDR || len > WHERE_HDR + WHY_MAX)) ||
+	    (type == CL_WHERE &&
+	     (len < WHERE_HDR || len > WHERE_HDR + WHY_MAX)) ||
 	    (type == CL_JUMP_ANSWER && len > 12 + WHY_MAX)) {
 		cluster_stop(cl, VM_EXIT_CRASH,
 			     "host %u: bad jump message 0x%x", from, type);
