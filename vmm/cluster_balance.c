@@ -98,8 +98,7 @@ static void tick(struct cluster *cl)
 		struct vcpu *v = &vm->vcpus[i];
 		struct bal_why w;
 		char why[160];
-		if (!atomic_load(&v->here) || !atomic_load(&v->live) ||
-		    atomic_load(&v->jump_to) >= 0)
+		if (!atomic_load(&v->here) || atomic_load(&v->jump_to) >= 0)
 			continue;
 		int to =
 		    balancer__decide(&cl->bal, &cl->bv[i], cl->loads, now, &w);

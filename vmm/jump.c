@@ -338,7 +338,7 @@ bool cluster__vcpu_start(struct vcpu *v)
 		return arrive(v);
 	if (cl->self == 0)
 		return true; /* the boot CPU, or an AP that waits in KVM:
-			      * started at its first exit (vcpu.c) */
+			      * started at its first exit (cluster__jump) */
 	ok = cluster__ap_wait(v);
 	if (ok)
 		atomic_store(&v->live, true);
@@ -386,7 +386,11 @@ int cluster__jump(struct vm *vm, unsigned vcpu, unsigned host, int reason,
 		}
 		return 0;
 	}
-	if (!atomic_load(&v->live)) {
+	/* Started: arrived here or started by its host (live), or, an AP
+	 * of host 0 that waited in KVM for its SIPI, has exited since (it
+	 * may not jump before: the SIPI would not follow it). */
+	if (!atomic_load(&v->live) &&
+	    !__atomic_load_n(&v->st.exits, __ATOMIC_RELAXED)) {
 		snprintf(why, len, "vCPU %u has not started", vcpu);
 		return -1;
 	}

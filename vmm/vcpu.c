@@ -440,10 +440,6 @@ void *vcpu__thread(void *arg)
 			break;
 		}
 		v->st.exits++;
-		/* Started: an AP of host 0 waited in KVM for its SIPI till
-		 * now, and may not jump before (the SIPI would not follow). */
-		if (!atomic_load(&v->live))
-			atomic_store(&v->live, true);
 		handle_exit(v);
 	}
 	if (atomic_load(&v->here))

@@ -42,7 +42,8 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	/* Over hosts (vmm/jump.c): it runs on this host (else its copy here
-	 * is parked); it has started; the jump asked of it until it is
+	 * is parked); it has started here (host 0's APs: see their exits);
+	 * the jump asked of it until it is
 	 * decided (-1: none; host | JUMP_* << 16, one word so the two go
 	 * together). */
 	atomic_bool here, live;
