@@ -450,6 +450,9 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 	case CL_LOAD:
 		cluster_load_frame(cl, pe->idx, p, len);
 		return;
+	case CL_IPI:
+		ipi_frame(cl, pe->idx, p, len);
+		return;
 	case CL_TRACE: {
 		const char *why;
 		/* An empty one: the member's last. */
@@ -695,6 +698,13 @@ int cluster__devices(struct vm *vm)
 {
 	struct cluster *cl = vm->cl;
 	const uint64_t jp = CLUSTER_PORT_JUMP;
+	int r = ipi_setup(vm);
+
+	if (r) {
+		fprintf(stderr, "slos: the trap for parked vCPUs: %s\n",
+			strerror(-r));
+		return -1;
+	}
 
 	/* Every host answers the jump port itself: it moves the vCPU
 	 * that runs here. */
@@ -1210,6 +1220,7 @@ void cluster__print_stats(struct vm *vm)
 	if (!cl || !cl->dsm_on)
 		return;
 	cluster_jump_stats(cl);
+	ipi_stats(cl);
 	cluster_fault_stats(cl);
 	dsm__stats(&cl->dsm, &s);
 	fprintf(

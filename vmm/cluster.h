@@ -48,6 +48,7 @@ enum {
 	CL_WHERE,			/* a vCPU's new host, or a failure */
 	CL_TRACE,			/* member -> 0: --trace records */
 	CL_LOAD,			/* any -> all: --balance, my load */
+	CL_IPI,				/* any -> a vCPU's host: interrupt */
 };
 
 /* Port the test OS writes when it starts an AP: apic | vector << 16. */

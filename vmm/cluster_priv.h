@@ -123,7 +123,18 @@ struct cluster {
 	uint64_t jumps_in;
 	unsigned nr_lat;
 	uint32_t lat_us[4096];
+	/* Interrupts for vCPUs elsewhere (vmm/ipi.c; under vm->irq_lock):
+	 * each vCPU runs here, is away, or is held between hosts, and what
+	 * comes for a held one waits in pend (vectors) and nmi. */
+	uint8_t *trap;
+	uint8_t ipi_state[VM_MAX_VCPUS];
+	uint64_t ipi_pend[VM_MAX_VCPUS][4];
+	bool ipi_nmi[VM_MAX_VCPUS];
+	uint64_t ipi_caught, ipi_sent, ipi_in, ipi_delivered, ipi_queued,
+	    ipi_lost;
 };
+
+enum { IPI_AWAY, IPI_HERE, IPI_HELD };
 
 /* ms from now on CLOCK_MONOTONIC (cl->cv's clock), for timed waits. */
 void cluster_deadline(struct timespec *t, int ms);
@@ -161,5 +172,35 @@ size_t cluster_in_flight(struct cluster *cl, unsigned host, char *out,
 /* The guest's jump port (CLUSTER_PORT_JUMP), on every host. */
 void jump_port(struct io_dev *d, uint64_t off, uint8_t *data, unsigned size,
 	       bool write);
+
+/*
+ * vmm/ipi.c. A parked copy sits in the VMM's trap (GPA TRAP_GPA, every
+ * host's own memslot) and reports the interrupts its LAPIC takes, which
+ * go to the vCPU's host (CL_IPI) and are injected there.
+ */
+#define TRAP_GPA 0xfe000000ULL
+struct vcpu_state;
+/* From vm__init, before cl->vm is set on a member. */
+int ipi_setup(struct vm *vm);
+void ipi_frame(struct cluster *cl, unsigned from, const uint8_t *p,
+	       size_t len);
+/* The copy's thread: into the trap (fresh: its LAPIC is set up too, not
+ * already by ipi_handover_out) until the vCPU's state arrives (true) or
+ * the VM stops. */
+bool ipi_park(struct vcpu *v, bool fresh);
+/* A jump's state for id is here (CL_JUMP taken): hold what comes. */
+void ipi_arriving(struct cluster *cl, unsigned id);
+/* Load an arriving state, with what the copy and pend hold for it merged
+ * in; on failure what they held goes back to host `from`. */
+int ipi_handover_in(struct vcpu *v, struct vcpu_state *s, bool in_trap,
+		    unsigned from, char *why, size_t len);
+/* Save a departing vCPU and leave its copy's LAPIC empty. */
+int ipi_handover_out(struct vcpu *v, struct vcpu_state *s, char *why,
+		     size_t len);
+/* Its destination took it (where[] says so): what waited goes there. */
+void ipi_departed(struct cluster *cl, unsigned id, unsigned to);
+/* Its jump failed: load s again, with what came meanwhile. */
+int ipi_stay(struct vcpu *v, struct vcpu_state *s, char *why, size_t len);
+void ipi_stats(struct cluster *cl);
 
 #endif

@@ -26,6 +26,7 @@ struct ioapic {
 	struct io_dev io;
 	pthread_mutex_t lock;
 	int vm_fd;
+	pthread_mutex_t *irq_lock; /* the VM's, over hosts (vm.h) */
 	uint32_t id, sel;
 	uint64_t rte[IOAPIC_PINS];
 	bool line[IOAPIC_PINS];
@@ -74,8 +75,12 @@ static void deliver(struct ioapic *io, unsigned pin)
 	if (e & RTE_LEVEL)
 		io->rte[pin] |= RTE_REMOTE_IRR;
 	io->delivered++;
+	if (io->irq_lock)
+		pthread_mutex_lock(io->irq_lock);
 	if (ioctl(io->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
 		perror("ioapic: KVM_SIGNAL_MSI");
+	if (io->irq_lock)
+		pthread_mutex_unlock(io->irq_lock);
 }
 
 static void service(struct ioapic *io, unsigned pin)
@@ -250,4 +255,9 @@ int ioapic__load(struct ioapic *io, const struct ioapic_state *s)
 	sync_routes(io);
 	pthread_mutex_unlock(&io->lock);
 	return 0;
+}
+
+void ioapic__set_irq_lock(struct ioapic *io, pthread_mutex_t *lock)
+{
+	io->irq_lock = lock;
 }

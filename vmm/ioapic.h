@@ -11,6 +11,7 @@
 #define SLOS_IOAPIC_H
 
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "vmm/io.h"
@@ -32,6 +33,9 @@ struct io_dev *ioapic__io(struct ioapic *io);
 void ioapic__set_irq(struct ioapic *io, unsigned pin, bool level);
 void ioapic__eoi(struct ioapic *io, uint8_t vector);
 uint64_t ioapic__delivered(struct ioapic *io);
+/* Over hosts: its interrupts are injected under the VM's irq_lock, so
+ * none lands in a LAPIC that is changing hands (vm__hold). */
+void ioapic__set_irq_lock(struct ioapic *io, pthread_mutex_t *lock);
 void ioapic__save(struct ioapic *io, struct ioapic_state *s);
 /* Loads s and mirrors it into KVM's routing; -1 if s is malformed. */
 int ioapic__load(struct ioapic *io, const struct ioapic_state *s);

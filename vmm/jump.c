@@ -113,8 +113,8 @@ static bool run_on(struct vcpu *v)
 	return go;
 }
 
-static int load(struct vcpu *v, const uint8_t *p, size_t len, char *why,
-		size_t why_len)
+static int load(struct vcpu *v, const uint8_t *p, size_t len, unsigned from,
+		char *why, size_t why_len)
 {
 	struct vcpu_state *s = malloc(sizeof(*s));
 	const char *bad;
@@ -134,7 +134,7 @@ static int load(struct vcpu *v, const uint8_t *p, size_t len, char *why,
 	for (unsigned i = 0; i < s->nr_msrs; i++)
 		if (s->msrs[i].index == MSR_IA32_TSC)
 			s->msrs[i] = s->msrs[--s->nr_msrs];
-	r = vcpu__load(v, s, why, why_len);
+	r = ipi_handover_in(v, s, true, from, why, why_len);
 out:
 	free(s);
 	return r;
@@ -157,20 +157,22 @@ static void arrived_bal(struct cluster *cl, unsigned id, uint32_t gap,
 	pthread_mutex_unlock(&cl->ft_lock);
 }
 
-/* A parked copy's thread: wait for the vCPU's state, load it, run. */
-static bool arrive(struct vcpu *v)
+/* A parked copy's thread: catch interrupts for the vCPU in the trap until
+ * its state arrives (fresh: the copy was not just left by it), load it,
+ * run. */
+static bool arrive(struct vcpu *v, bool fresh)
 {
 	struct cluster *cl = v->vm->cl;
 	struct jump_slot *j = &cl->jump[v->id];
 
-	for (;;) {
+	for (;; fresh = true) {
 		char why[WHY_MAX + 1] = "";
 		uint8_t ans[12 + WHY_MAX];
 		size_t alen = 12;
 
+		if (!ipi_park(v, fresh))
+			return false;
 		pthread_mutex_lock(&cl->lock);
-		while (!j->in && !atomic_load(&cl->stopping))
-			pthread_cond_wait(&cl->cv, &cl->lock);
 		uint8_t *in = j->in;
 		size_t in_len = j->in_len;
 		unsigned from = j->in_from;
@@ -186,7 +188,7 @@ static bool arrive(struct vcpu *v)
 			free(in);
 			return false;
 		}
-		int r = load(v, in, in_len, why, sizeof(why));
+		int r = load(v, in, in_len, from, why, sizeof(why));
 		free(in);
 		cl_put32(ans, v->id);
 		cl_put32(ans + 4, seq);
@@ -200,7 +202,6 @@ static bool arrive(struct vcpu *v)
 			cluster_send(cl, from, CL_JUMP_ANSWER, ans, alen);
 			continue;
 		}
-		atomic_store(&v->here, true);
 		cluster_send(cl, from, CL_JUMP_ANSWER, ans, alen);
 		uint64_t lat = t0 ? (vm__now_ns() - t0) / 1000 : 0;
 		pthread_mutex_lock(&cl->lock);
@@ -220,10 +221,23 @@ static bool arrive(struct vcpu *v)
 	}
 }
 
-static bool refused(struct vcpu *v, unsigned to, const char *why)
+/* The jump did not happen: the vCPU runs on here, its state (s, when the
+ * copy was emptied already) loaded again. */
+static bool refused(struct vcpu *v, unsigned to, const char *why,
+		    struct vcpu_state *s)
 {
 	struct cluster *cl = v->vm->cl;
+	char err[WHY_MAX + 1];
 
+	if (s && ipi_stay(v, s, err, sizeof(err))) {
+		free(s);
+		cluster_stop(cl, VM_EXIT_CRASH,
+			     "vCPU %d: its jump to host %u failed and its "
+			     "state does not load again here: %s",
+			     v->id, to, err);
+		return false;
+	}
+	free(s);
 	if (!atomic_exchange(&v->here, true))
 		trace__emit(TRACE_RUN_BEGIN, cl->self, v->id, 0, 0, 0, 0);
 	fprintf(stderr,
@@ -254,9 +268,13 @@ bool cluster__depart(struct vcpu *v)
 	uint8_t *m = malloc(FABRIC_MAX_PAYLOAD);
 	size_t n = 0;
 	int r = -1;
+	/* saved: the copy's LAPIC is emptied, s must be loaded again if
+	 * the vCPU stays. */
+	bool saved = false;
 	if (!s || !m) {
 		snprintf(why, sizeof(why), "out of memory");
-	} else if (!vcpu__save(v, s, why, sizeof(why))) {
+	} else if (!ipi_handover_out(v, s, why, sizeof(why))) {
+		saved = true;
 		n = vcpu__state_encode(s, m + JUMP_HDR,
 				       FABRIC_MAX_PAYLOAD - JUMP_HDR);
 		if (!n)
@@ -295,13 +313,17 @@ bool cluster__depart(struct vcpu *v)
 			snprintf(why, sizeof(why), "host %u is unreachable: %s",
 				 to, strerror(-r));
 	}
-	free(s);
+	uint32_t gen = cl->gen[v->id];
 	free(m);
+	if (!saved) {
+		free(s);
+		s = NULL;
+	}
 	if (r) {
 		pthread_mutex_lock(&cl->lock);
 		j->to = -1;
 		pthread_mutex_unlock(&cl->lock);
-		return refused(v, to, why);
+		return refused(v, to, why, s);
 	}
 	pthread_mutex_lock(&cl->lock);
 	while (!j->answer && !atomic_load(&cl->stopping))
@@ -310,8 +332,10 @@ bool cluster__depart(struct vcpu *v)
 	snprintf(why, sizeof(why), "%s", j->why);
 	j->to = -1;
 	pthread_mutex_unlock(&cl->lock);
-	if (atomic_load(&cl->stopping))
+	if (atomic_load(&cl->stopping)) {
+		free(s);
 		return false;
+	}
 	if (cl->bal_on) {
 		pthread_mutex_lock(&cl->ft_lock);
 		if (answer < 0)
@@ -322,11 +346,21 @@ bool cluster__depart(struct vcpu *v)
 		pthread_mutex_unlock(&cl->ft_lock);
 	}
 	if (answer < 0)
-		return refused(v, to, why);
+		return refused(v, to, why, s);
+	free(s);
+	/* Where its interrupts go now, unless a later jump's report came
+	 * first (the destination reports generation gen + 1). */
+	pthread_mutex_lock(&cl->lock);
+	if (cl->gen[v->id] <= gen) {
+		cl->gen[v->id] = gen + 1;
+		atomic_store(&cl->where[v->id], to);
+	}
+	pthread_mutex_unlock(&cl->lock);
+	ipi_departed(cl, v->id, to);
 	v->st.jumps++;
 	v->st.jump_ns += vm__now_ns() - t0;
 	atomic_store(&v->jump_to, -1);
-	return arrive(v);
+	return arrive(v, false);
 }
 
 bool cluster__vcpu_start(struct vcpu *v)
@@ -335,7 +369,7 @@ bool cluster__vcpu_start(struct vcpu *v)
 	bool ok;
 
 	if (!atomic_load(&v->here))
-		return arrive(v);
+		return arrive(v, true);
 	if (cl->self == 0)
 		return true; /* the boot CPU, or an AP that waits in KVM:
 			      * started at its first exit (cluster__jump) */
@@ -477,6 +511,9 @@ static void on_jump(struct cluster *cl, unsigned from, const uint8_t *p,
 	else if (!copy)
 		no = "out of memory";
 	if (!no) {
+		/* Before the copy's thread can see it: from now on what
+		 * comes for the vCPU waits for its state to load. */
+		ipi_arriving(cl, id);
 		memcpy(copy, p + JUMP_HDR, len - JUMP_HDR);
 		j->in = copy;
 		j->in_len = len - JUMP_HDR;
@@ -493,8 +530,10 @@ static void on_jump(struct cluster *cl, unsigned from, const uint8_t *p,
 	}
 	pthread_mutex_unlock(&cl->lock);
 	free(copy);
-	if (!no)
+	if (!no) {
+		vcpu__kick(&vm->vcpus[id]); /* out of its trap */
 		return;
+	}
 	cl_put32(ans, id);
 	cl_put32(ans + 4, seq);
 	cl_put32(ans + 8, 0);

@@ -380,7 +380,7 @@ static void rearm(struct vcpu *v)
 
 	pthread_mutex_lock(&vm->lock);
 	if (!atomic_load(&vm->stopping) && !atomic_load(&vm->pause_req) &&
-	    atomic_load(&v->jump_to) < 0)
+	    !atomic_load(&vm->hold_req) && atomic_load(&v->jump_to) < 0)
 		v->run->immediate_exit = 0;
 	pthread_mutex_unlock(&vm->lock);
 }
@@ -419,7 +419,9 @@ void *vcpu__thread(void *arg)
 	while (!atomic_load(&vm->stopping)) {
 		if (vm->pvm)
 			pvm_syscall__prepare(v);
+		atomic_store(&v->in_guest, true);
 		int r = ioctl(v->fd, KVM_RUN, 0);
+		atomic_store(&v->in_guest, false);
 		if (v->prof.armed)
 			profile__tick(v);
 		if (v->accel.armed)
@@ -428,6 +430,8 @@ void *vcpu__thread(void *arg)
 			if (errno == EINTR || errno == EAGAIN) {
 				if (atomic_load(&vm->pause_req))
 					vcpu__park(v);
+				if (atomic_load(&vm->hold_req))
+					vcpu__held(v);
 				if (atomic_load(&v->jump_to) >= 0) {
 					if (!cluster__depart(v))
 						break;
@@ -466,6 +470,16 @@ void vcpu__park(struct vcpu *v)
 	vm->paused--;
 	if (!atomic_load(&vm->stopping))
 		v->run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vcpu__held(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	while (atomic_load(&vm->hold_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->hold_cv, &vm->lock);
 	pthread_mutex_unlock(&vm->lock);
 }
 

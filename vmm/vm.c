@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -255,6 +256,8 @@ static int devices_setup(struct vm *vm)
 	vm->uart = uart__new(STDOUT_FILENO, uart_irq, vm);
 	if (!vm->ioapic || !vm->uart)
 		return fail("out of memory");
+	if (vm->cl)
+		ioapic__set_irq_lock(vm->ioapic, &vm->irq_lock);
 	if (io__register(&vm->mmio, ioapic__io(vm->ioapic)) ||
 	    io__register(&vm->pio, uart__io(vm->uart)) || sysdev__init(vm))
 		return fail("device registration failed");
@@ -287,6 +290,9 @@ int vm__init(struct vm *vm, const struct vm_config *cfg)
 	vm->start_ns = vm__now_ns();
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->pause_cv, NULL);
+	pthread_mutex_init(&vm->hold_mu, NULL);
+	pthread_mutex_init(&vm->irq_lock, NULL);
+	pthread_cond_init(&vm->hold_cv, NULL);
 	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 		rnd = vm->start_ns ^ getpid();
 	snprintf(vm->id, sizeof(vm->id), "%016llx", (unsigned long long)rnd);
@@ -399,6 +405,7 @@ void vm__stop(struct vm *vm, int status, const char *why)
 	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++)
 		vcpu__kick(&vm->vcpus[i]);
 	pthread_cond_broadcast(&vm->pause_cv);
+	pthread_cond_broadcast(&vm->hold_cv);
 	if (vm->cl)
 		cluster__stopping(vm, status, why);
 	uint64_t one = 1;
@@ -450,6 +457,51 @@ void vm__resume(struct vm *vm)
 	atomic_store(&vm->pause_req, false);
 	pthread_cond_broadcast(&vm->pause_cv);
 	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm__hold(struct vm *vm, struct vcpu *self)
+{
+	unsigned n = vm->cfg.nr_vcpus;
+
+	pthread_mutex_lock(&vm->hold_mu);
+	/* Under vm->lock, as rearm() reads it: a vCPU thread between two
+	 * KVM_RUNs either sees the hold or keeps this immediate exit. */
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->hold_req, true);
+	for (unsigned i = 0; i < n; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (v != self && v->run && atomic_load(&v->here))
+			__atomic_store_n(&v->run->immediate_exit, 1,
+					 __ATOMIC_SEQ_CST);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		if (v == self || !atomic_load(&v->here))
+			continue;
+		/* A thread that enters KVM_RUN from now on returns at once
+		 * (immediate_exit); one inside needs the signal. */
+		for (unsigned k = 0; atomic_load(&v->in_guest) &&
+				     !atomic_load(&vm->stopping);
+		     k++) {
+			if (k % 64 == 0 && v->started)
+				pthread_kill(v->thread, SIGUSR1);
+			if (k < 16)
+				sched_yield();
+			else
+				nanosleep(&(struct timespec){.tv_nsec = 20000},
+					  NULL);
+		}
+	}
+}
+
+void vm__release(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->hold_req, false);
+	pthread_cond_broadcast(&vm->hold_cv);
+	pthread_mutex_unlock(&vm->lock);
+	pthread_mutex_unlock(&vm->hold_mu);
 }
 
 int vm__wait(struct vm *vm)

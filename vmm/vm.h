@@ -47,6 +47,9 @@ struct vcpu {
 	 * decided (-1: none; host | JUMP_* << 16, one word so the two go
 	 * together). */
 	atomic_bool here, live;
+	/* Its thread is in KVM_RUN running the guest (vm__hold waits for
+	 * it to leave; a parked copy's trap runs do not count). */
+	atomic_bool in_guest;
 	uint32_t tid; /* its thread (the fault engine names faulters) */
 	atomic_int jump_to;
 	struct vcpu_stats st;
@@ -109,6 +112,12 @@ struct vm {
 	atomic_bool pause_req;
 	unsigned paused;
 	pthread_cond_t pause_cv;
+	/* Holding (vm__hold): the vCPUs running here stay out of guest mode
+	 * while one thread changes a LAPIC's hands. irq_lock serializes
+	 * every interrupt the VMM injects with such hand-overs. */
+	pthread_mutex_t hold_mu, irq_lock;
+	atomic_bool hold_req;
+	pthread_cond_t hold_cv;
 	struct restore *restore; /* restoring from a snapshot, or NULL */
 	struct cluster *cl;	 /* several hosts, or NULL */
 	/* The MSRs a vCPU state holds: KVM's list, less those this vCPU
@@ -138,6 +147,15 @@ int vm__pause(struct vm *vm);
  * request was made, not where the main thread got to it. */
 void vm__pause_soon(struct vm *vm);
 void vm__resume(struct vm *vm);
+/*
+ * Keep every other vCPU that runs here (v->here) out of guest mode until
+ * vm__release, from a vCPU thread (self) that is out of KVM_RUN: then
+ * nothing but the VMM (under irq_lock) writes a LAPIC of this VM, so one
+ * can be read and written back without losing an IPI. KVM_GET/SET_LAPIC
+ * cannot merge an IRR atomically. Holders take turns.
+ */
+void vm__hold(struct vm *vm, struct vcpu *self);
+void vm__release(struct vm *vm);
 
 /* vCPU side (vmm/vcpu.c). */
 int vcpu__init(struct vm *vm, struct vcpu *v, int id, uint64_t entry);
@@ -145,6 +163,8 @@ void *vcpu__thread(void *arg);
 void vcpu__dump(struct vcpu *v, const char *why);
 void vcpu__kick(struct vcpu *v);
 void vcpu__park(struct vcpu *v);
+/* Out of KVM_RUN on a kick: wait while the VM is held (vm__hold). */
+void vcpu__held(struct vcpu *v);
 /* The vCPU whose thread this is (NULL on other threads). */
 struct vcpu *vcpu__current(void);
 /* One MSR through KVM_GET_MSRS (vmm/vcpu_state.c); 0 or -1. */

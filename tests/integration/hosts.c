@@ -454,6 +454,39 @@ HOSTS_TEST(smp_hello_3)
 		       "smp-hello: 4/4 cpus");
 }
 
+/* ---- interrupts between hosts ---- */
+
+/*
+ * IPIs between vCPUs on different hosts (docs/ipi.md): every round of
+ * ipi-pingpong must come back (a lost IPI fails its round after 5 s), and
+ * the copies must have caught them (the interrupts line of --stats).
+ */
+static void pingpong(int hosts, int vcpus, const char *map, const char *args,
+		     const char *want)
+{
+	over_hosts_map_t(hosts, vcpus, map, "ipi-pingpong", args, NULL, want,
+			 RUN_TIMEOUT * harness__time_scale());
+}
+
+HOSTS_TEST(ipi_pingpong_2)
+{
+	pingpong(2, 2, "0,1", "rounds=300", "waiting by spinning, jumps 0+0");
+}
+
+/* The partner halted (woken by the IPI), on the third host. */
+HOSTS_TEST(ipi_pingpong_3_hlt)
+{
+	pingpong(3, 3, "0,2,1", "rounds=300 hlt=1",
+		 "waiting by hlt, jumps 0+0");
+}
+
+/* Both vCPUs keep jumping round 3 hosts while they ping-pong: IPIs chase
+ * vCPUs on their way and LAPICs change hands under them. */
+HOSTS_TEST(ipi_chase_3)
+{
+	pingpong(3, 2, "0,1", "rounds=200 hop=4", "jumps 54+");
+}
+
 /* ---- 2. a page budget below the working set ---- */
 
 static void evicting(int hosts, const char *memmap)
