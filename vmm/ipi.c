@@ -185,6 +185,37 @@ static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
 				  .db = !code};
 }
 
+/*
+ * KVM's paravirtual MSRs point KVM at guest memory it writes (kvmclock,
+ * steal time with its preempted and flush-TLB flags, PV EOI, async page
+ * faults): a copy left with the vCPU's values would have this host's KVM
+ * write there too, fighting the vCPU's own host (and dragging those pages
+ * over the DSM). Off in the copy; the state sets them again where it goes.
+ */
+static const uint32_t pv_msrs[] = {
+	0x4b564d01, /* MSR_KVM_SYSTEM_TIME_NEW */
+	0x12,	    /* MSR_KVM_SYSTEM_TIME */
+	0x4b564d03, /* MSR_KVM_STEAL_TIME */
+	0x4b564d04, /* MSR_KVM_PV_EOI_EN */
+	0x4b564d02, /* MSR_KVM_ASYNC_PF_EN */
+};
+
+static void pv_off(struct vcpu *v)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m;
+
+	/* One at a time: a KVM without one of them refuses just that. */
+	for (unsigned i = 0; i < sizeof(pv_msrs) / sizeof(pv_msrs[0]); i++) {
+		memset(&m, 0, sizeof(m));
+		m.h.nmsrs = 1;
+		m.e.index = pv_msrs[i];
+		ioctl(v->fd, KVM_SET_MSRS, &m);
+	}
+}
+
 /* The copy's CPU state in the trap (its LAPIC is set apart). */
 static int trap_enter(struct vcpu *v)
 {
@@ -235,6 +266,7 @@ static int trap_enter(struct vcpu *v)
 		return -errno;
 	if (ioctl(v->fd, KVM_SET_MP_STATE, &mp) < 0)
 		return -errno;
+	pv_off(v);
 	return 0;
 }
 
