@@ -168,8 +168,9 @@ void cluster__stopping(struct vm *vm, int status, const char *why);
 void cluster__exit(struct vm *vm);
 /*
  * vCPU jumps (vmm/jump.c). Every host has every vCPU in its KVM VM; each
- * runs on one host at a time, the others' copies are parked (their
- * threads wait, never in KVM_RUN). A jump: the source's vCPU thread stops
+ * runs on one host at a time, the others' copies are parked (in the
+ * VMM's interrupt trap, vmm/ipi.c: never running guest code). A jump: the
+ * source's vCPU thread stops
  * at an exit with its I/O completed, sends its whole state, and waits for
  * the destination's answer; the destination's thread loads the state and
  * runs it; only a refusal (state that would not load) lets it run on at
