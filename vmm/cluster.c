@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -331,6 +332,94 @@ static bool hello_ok(struct cluster *cl, struct peer *pe, struct fabric_conn *c,
 	return true;
 }
 
+/* A member: its statistics for host 0's `slos stat` (seq, text). */
+static void stat_answer(struct cluster *cl, uint32_t seq)
+{
+	char *txt = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&txt, &n);
+
+	if (!f)
+		return;
+	vm__print_stats(cl->vm, f);
+	fclose(f);
+	if (n > FABRIC_MAX_PAYLOAD - 4)
+		n = FABRIC_MAX_PAYLOAD - 4;
+	uint8_t *m = malloc(n + 4);
+	if (m) {
+		cl_put32(m, seq);
+		memcpy(m + 4, txt, n);
+		cluster_send(cl, 0, CL_STAT, m, n + 4);
+	}
+	free(m);
+	free(txt);
+}
+
+/* Host 0: a member's answer; its text is shown to a user as it is, so
+ * only printable characters and newlines are kept. */
+static void stat_in(struct cluster *cl, int from, const uint8_t *p, size_t len)
+{
+	if (cl->self || from <= 0 || len < 4)
+		return;
+	char *t = malloc(len - 4 + 1);
+	if (!t)
+		return;
+	for (size_t i = 4; i < len; i++)
+		t[i - 4] = (p[i] >= 0x20 && p[i] < 0x7f) || p[i] == '\n'
+			       ? p[i]
+			       : '?';
+	t[len - 4] = 0;
+	pthread_mutex_lock(&cl->lock);
+	if (cl_get32(p) == cl->stat_seq && !cl->stat_txt[from]) {
+		cl->stat_txt[from] = t;
+		t = NULL;
+		pthread_cond_broadcast(&cl->cv);
+	}
+	pthread_mutex_unlock(&cl->lock);
+	free(t);
+}
+
+static bool stats_in(struct cluster *cl)
+{
+	for (unsigned h = 1; h < cl->n; h++)
+		if (!cl->stat_txt[h])
+			return false;
+	return true;
+}
+
+void cluster__stat_members(struct vm *vm, FILE *f, int ms)
+{
+	struct cluster *cl = vm->cl;
+	struct timespec t;
+	uint8_t m[4];
+	int r = 0;
+
+	if (!cl || cl->self)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	for (unsigned h = 1; h < cl->n; h++) {
+		free(cl->stat_txt[h]);
+		cl->stat_txt[h] = NULL;
+	}
+	cl_put32(m, ++cl->stat_seq);
+	pthread_mutex_unlock(&cl->lock);
+	for (unsigned h = 1; h < cl->n; h++)
+		cluster_send(cl, h, CL_STAT_REQ, m, sizeof(m));
+	cluster_deadline(&t, ms);
+	pthread_mutex_lock(&cl->lock);
+	while (!stats_in(cl) && !atomic_load(&cl->stopping) && !r)
+		r = pthread_cond_timedwait(&cl->cv, &cl->lock, &t);
+	for (unsigned h = 1; h < cl->n; h++) {
+		if (cl->stat_txt[h])
+			fputs(cl->stat_txt[h], f);
+		else
+			fprintf(f, "slos: host %u did not answer in time\n", h);
+		free(cl->stat_txt[h]);
+		cl->stat_txt[h] = NULL;
+	}
+	pthread_mutex_unlock(&cl->lock);
+}
+
 static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		     size_t len, void *arg)
 {
@@ -452,6 +541,16 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		return;
 	case CL_IPI:
 		ipi_frame(cl, pe->idx, p, len);
+		return;
+	case CL_STAT_REQ:
+		if (pe->idx != 0 || len != 4 || !cl->vm) {
+			cluster_stop(cl, VM_EXIT_CRASH, "bad CL_STAT_REQ");
+			return;
+		}
+		stat_answer(cl, cl_get32(p));
+		return;
+	case CL_STAT:
+		stat_in(cl, pe->idx, p, len);
 		return;
 	case CL_TRACE: {
 		const char *why;
@@ -1186,7 +1285,7 @@ out:
 	if (cl->spec.flags & CLUSTER_TRACE)
 		cluster_send(cl, 0, CL_TRACE, NULL, 0);
 	if (cfg.stats)
-		cluster__print_stats(&vm);
+		cluster__print_stats(&vm, stderr);
 	vm__exit(&vm);
 	return status;
 }
@@ -1212,19 +1311,19 @@ void cluster__trace_drain(struct vm *vm, int ms)
 	pthread_mutex_unlock(&cl->lock);
 }
 
-void cluster__print_stats(struct vm *vm)
+void cluster__print_stats(struct vm *vm, FILE *f)
 {
 	struct cluster *cl = vm->cl;
 	struct dsm_stats s;
 
 	if (!cl || !cl->dsm_on)
 		return;
-	cluster_jump_stats(cl);
-	ipi_stats(cl);
-	cluster_fault_stats(cl);
+	cluster_jump_stats(cl, f);
+	ipi_stats(cl, f);
+	cluster_fault_stats(cl, f);
 	dsm__stats(&cl->dsm, &s);
 	fprintf(
-	    stderr,
+	    f,
 	    "slos: host %u dsm: faults %llu (already valid %llu, already "
 	    "asked %llu) read_req %llu write_req %llu "
 	    "upgrades %llu; sent %llu (%llu KiB of pages, %llu zero); "
@@ -1271,6 +1370,10 @@ void cluster__exit(struct vm *vm)
 		dsm__exit(&cl->dsm);
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
 		free(cl->jump[i].in); /* arrived after the stop */
+	for (unsigned h = 0; h < DSM_MAX_HOSTS; h++)
+		free(cl->stat_txt[h]);
+	if (cl->trap)
+		munmap(cl->trap, TRAP_SIZE);
 	vm->cl = NULL;
 	free(cl);
 }

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "fabric/transport.h"
 
@@ -49,6 +50,8 @@ enum {
 	CL_TRACE,			/* member -> 0: --trace records */
 	CL_LOAD,			/* any -> all: --balance, my load */
 	CL_IPI,				/* any -> a vCPU's host: interrupt */
+	CL_STAT_REQ,			/* 0 -> member: `slos stat` */
+	CL_STAT,			/* member -> 0: its statistics */
 };
 
 /* Port the test OS writes when it starts an AP: apic | vector << 16. */
@@ -193,7 +196,10 @@ int cluster__jump_wait(struct vm *vm, unsigned vcpu, unsigned host, int ms,
 /* Where vCPU runs as this host knows (host 0 knows). */
 unsigned cluster__where(struct vm *vm, unsigned vcpu);
 void cluster__eoi(struct vm *vm, uint8_t vector);
-void cluster__print_stats(struct vm *vm);
+void cluster__print_stats(struct vm *vm, FILE *f);
+/* Host 0, `slos stat`: every member's statistics, asked for now and
+ * waited for up to ms. */
+void cluster__stat_members(struct vm *vm, FILE *f, int ms);
 /* Host 0, stopped, with --trace: wait up to ms for the members' last
  * events. */
 void cluster__trace_drain(struct vm *vm, int ms);

@@ -89,7 +89,7 @@ void cluster_fault_end(struct cluster *cl, uint64_t gpa)
 	pthread_mutex_unlock(&cl->ft_lock);
 }
 
-void cluster_fault_stats(struct cluster *cl)
+void cluster_fault_stats(struct cluster *cl, FILE *out)
 {
 	struct vm *vm = cl->vm;
 
@@ -117,6 +117,6 @@ void cluster_fault_stats(struct cluster *cl)
 				      b ? " " : "",
 				      (unsigned long long)f->hist[b]);
 		/* One write: the hosts share a terminal. */
-		fprintf(stderr, "%.*s]\n", (int)sizeof(line) - 3, line);
+		fprintf(out, "%.*s]\n", (int)sizeof(line) - 3, line);
 	}
 }

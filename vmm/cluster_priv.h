@@ -132,6 +132,10 @@ struct cluster {
 	bool ipi_nmi[VM_MAX_VCPUS];
 	uint64_t ipi_caught, ipi_sent, ipi_in, ipi_delivered, ipi_queued,
 	    ipi_lost;
+	/* Host 0, `slos stat`: the request's number, each member's answer
+	 * (cl->lock). */
+	uint32_t stat_seq;
+	char *stat_txt[DSM_MAX_HOSTS];
 };
 
 enum { IPI_AWAY, IPI_HERE, IPI_HELD };
@@ -148,7 +152,7 @@ void cluster_stop(struct cluster *cl, int status, const char *fmt, ...)
 void cluster_fault_begin(struct cluster *cl, uint64_t gpa, bool write,
 			 uint32_t tid);
 void cluster_fault_end(struct cluster *cl, uint64_t gpa);
-void cluster_fault_stats(struct cluster *cl);
+void cluster_fault_stats(struct cluster *cl, FILE *f);
 /* vmm/cluster_balance.c: the agent; a CL_LOAD frame; ms since boot. */
 int cluster_balance_start(struct cluster *cl);
 void cluster_balance_stop(struct cluster *cl);
@@ -158,7 +162,7 @@ uint64_t cluster_ms(void);
 /* This machine's boot id (vmm/cluster_time.c). */
 void cluster_boot_id(uint8_t out[16]);
 /* --stats: arrivals and their latency (vmm/jump.c). */
-void cluster_jump_stats(struct cluster *cl);
+void cluster_jump_stats(struct cluster *cl, FILE *f);
 
 /* A member's AP waits for its start; false if the VM stopped first. */
 bool cluster__ap_wait(struct vcpu *v);
@@ -179,6 +183,7 @@ void jump_port(struct io_dev *d, uint64_t off, uint8_t *data, unsigned size,
  * go to the vCPU's host (CL_IPI) and are injected there.
  */
 #define TRAP_GPA 0xfe000000ULL
+#define TRAP_SIZE 0x40000ULL
 struct vcpu_state;
 /* From vm__init, before cl->vm is set on a member. */
 int ipi_setup(struct vm *vm);
@@ -201,6 +206,6 @@ int ipi_handover_out(struct vcpu *v, struct vcpu_state *s, char *why,
 void ipi_departed(struct cluster *cl, unsigned id, unsigned to);
 /* Its jump failed: load s again, with what came meanwhile. */
 int ipi_stay(struct vcpu *v, struct vcpu_state *s, char *why, size_t len);
-void ipi_stats(struct cluster *cl);
+void ipi_stats(struct cluster *cl, FILE *f);
 
 #endif

@@ -218,6 +218,28 @@ static void snapshot(struct vm *vm, int fd, char *arg)
 	reply(fd, out);
 }
 
+/* "stat": --stats' lines, now, from every host (members asked, up to
+ * 2 s); several lines, to the end of the answer. */
+static void stat_all(struct vm *vm, int fd)
+{
+	char *txt = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&txt, &n);
+
+	if (!f) {
+		reply(fd, CTL_VERSION " ERR out of memory\n");
+		return;
+	}
+	fprintf(f, CTL_VERSION " OK slos stat %s: %u vCPUs, %u hosts\n",
+		vm->cfg.name ? vm->cfg.name : "", vm->cfg.nr_vcpus,
+		vm->cfg.nhosts < 1 ? 1 : vm->cfg.nhosts);
+	vm__print_stats(vm, f);
+	cluster__stat_members(vm, f, 2000);
+	fclose(f);
+	reply(fd, txt);
+	free(txt);
+}
+
 void ctl__serve(struct vm *vm, int listen_fd)
 {
 	char line[CTL_LINE_MAX], cmd[32], arg[CTL_LINE_MAX], out[CTL_LINE_MAX];
@@ -226,6 +248,9 @@ void ctl__serve(struct vm *vm, int listen_fd)
 
 	if (fd < 0)
 		return;
+	/* Nor on one that does not read its (long: stat) answer. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO,
+		   &(struct timeval){ .tv_sec = 1 }, sizeof(struct timeval));
 	/* A client gets one second to send its line: never stall the VM's
 	 * main loop on a silent peer. */
 	while (n < sizeof(line) - 1) {
@@ -259,6 +284,8 @@ void ctl__serve(struct vm *vm, int listen_fd)
 		snapshot(vm, fd, arg);
 	} else if (!strcmp(cmd, "jump")) {
 		jump(vm, fd, arg);
+	} else if (!strcmp(cmd, "stat")) {
+		stat_all(vm, fd);
 	} else {
 		snprintf(out, sizeof(out), CTL_VERSION " ERR unknown command '%.64s'\n",
 			 cmd);
@@ -305,14 +332,15 @@ static int list(void)
 
 int ctl__client(int argc, char **argv)
 {
-	char path[256], req[CTL_LINE_MAX], resp[CTL_LINE_MAX];
+	char path[256], req[CTL_LINE_MAX];
+	static char resp[1 << 20]; /* `stat` answers with many lines */
 	char abs[CTL_LINE_MAX];
 	int len;
 
 	if (argc == 1)
 		return list();
 	if (argc < 3) {
-		fprintf(stderr, "usage: slos ctl [NAME status|stop|"
+		fprintf(stderr, "usage: slos ctl [NAME status|stop|stat|"
 				"jump VCPU HOST|snapshot DIR [--stop]]\n");
 		return 2;
 	}

@@ -31,7 +31,6 @@
 #include "vmm/snapshot.h"
 
 #define TRAP_SLOT 8
-#define TRAP_SIZE 0x40000ULL
 #define T_PML4	  0x0000
 #define T_PDPT	  0x1000
 #define T_PD	  0x2000
@@ -681,11 +680,11 @@ int ipi_stay(struct vcpu *v, struct vcpu_state *s, char *why, size_t len)
 	return r;
 }
 
-void ipi_stats(struct cluster *cl)
+void ipi_stats(struct cluster *cl, FILE *f)
 {
 	if (!cl->ipi_caught && !cl->ipi_in && !cl->ipi_delivered)
 		return;
-	fprintf(stderr,
+	fprintf(f,
 		"slos: host %u interrupts for other hosts' vCPUs: caught %llu, "
 		"sent %llu, received %llu, injected %llu, held for a jump "
 		"%llu, lost %llu\n",

@@ -357,8 +357,13 @@ bool cluster__depart(struct vcpu *v)
 	}
 	pthread_mutex_unlock(&cl->lock);
 	ipi_departed(cl, v->id, to);
+	uint64_t ns = vm__now_ns() - t0;
+	unsigned b = 0;
+	while (b + 1 < VCPU_HIST && ns / 1000 >= 2ull << b)
+		b++;
+	v->st.jump_hist[b]++;
 	v->st.jumps++;
-	v->st.jump_ns += vm__now_ns() - t0;
+	v->st.jump_ns += ns;
 	atomic_store(&v->jump_to, -1);
 	return arrive(v, false);
 }
@@ -653,21 +658,30 @@ static int cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-void cluster_jump_stats(struct cluster *cl)
+void cluster_jump_stats(struct cluster *cl, FILE *f)
 {
-	unsigned n = cl->nr_lat;
+	static uint32_t us[sizeof(cl->lat_us) / sizeof(cl->lat_us[0])];
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	char lat[128] = "";
 
-	if (!cl->jumps_in)
-		return;
-	qsort(cl->lat_us, n, sizeof(cl->lat_us[0]), cmp_u32);
-	if (n)
-		snprintf(
-		    lat, sizeof(lat),
-		    "; pause to running n=%u p50_us=%u p99_us=%u max_us=%u", n,
-		    cl->lat_us[(n - 1) / 2], cl->lat_us[(n * 99 - 1) / 100],
-		    cl->lat_us[n - 1]);
-	/* One write: the hosts share a terminal. */
-	fprintf(stderr, "slos: host %u jumps in %llu%s\n", cl->self,
-		(unsigned long long)cl->jumps_in, lat);
+	/* A copy: arrivals go on adding while `slos stat` asks. */
+	pthread_mutex_lock(&mu);
+	pthread_mutex_lock(&cl->lock);
+	unsigned n = cl->nr_lat;
+	uint64_t in = cl->jumps_in;
+	memcpy(us, cl->lat_us, n * sizeof(us[0]));
+	pthread_mutex_unlock(&cl->lock);
+	if (in) {
+		qsort(us, n, sizeof(us[0]), cmp_u32);
+		if (n)
+			snprintf(lat, sizeof(lat),
+				 "; pause to running n=%u p50_us=%u p99_us=%u "
+				 "max_us=%u",
+				 n, us[(n - 1) / 2], us[(n * 99 - 1) / 100],
+				 us[n - 1]);
+		/* One write: the hosts share a terminal. */
+		fprintf(f, "slos: host %u jumps in %llu%s\n", cl->self,
+			(unsigned long long)in, lat);
+	}
+	pthread_mutex_unlock(&mu);
 }

@@ -358,7 +358,7 @@ static int cmd_run(int argc, char **argv)
 	close(ctl_fd);
 	unlink(path);
 	if (cfg.stats)
-		vm__print_stats(&vm);
+		vm__print_stats(&vm, stderr);
 	if (cfg.profile)
 		profile__write(cfg.profile, vm.vcpus, cfg.nr_vcpus);
 	vm__exit(&vm);
@@ -379,6 +379,7 @@ static void usage(FILE *f)
 		   "       slos ctl                           list the VMs\n"
 		   "       slos ctl NAME status|stop          control a VM\n"
 		   "       slos ctl NAME jump VCPU HOST       move a vCPU\n"
+		   "       slos stat NAME                     a VM's counts, live\n"
 		   "       slos ctl NAME snapshot DIR [--stop]\n"
 		   "       slos kvm                           which KVM /dev/kvm is\n"
 		   "       slos version\n");
@@ -396,6 +397,14 @@ int main(int argc, char **argv)
 		return ctl__client(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "host"))
 		return host__main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "stat")) {
+		if (argc != 3) {
+			fprintf(stderr, "usage: slos stat NAME\n");
+			return VM_EXIT_USAGE;
+		}
+		char *a[] = { "ctl", argv[2], "stat", NULL };
+		return ctl__client(3, a);
+	}
 	if (!strcmp(argv[1], "kvm")) {
 		enum kvm_kind k = pvm__kvm_kind();
 

@@ -518,29 +518,58 @@ int vm__wait(struct vm *vm)
 	return vm->exit_status;
 }
 
-void vm__print_stats(struct vm *vm)
+/* " [a b c ...]" of a log2 histogram, up to its last non-empty bucket. */
+static void hist(FILE *f, const uint64_t *h, unsigned n)
 {
-	struct vcpu_stats t = { 0 };
+	while (n > 1 && !h[n - 1])
+		n--;
+	fputs(" [", f);
+	for (unsigned b = 0; b < n; b++)
+		fprintf(f, "%s%llu", b ? " " : "", (unsigned long long)h[b]);
+	fputs("]", f);
+}
 
+void vm__print_stats(struct vm *vm, FILE *f)
+{
+	char host[24] = "";
+
+	/* A member's lines say which host they come from (`slos stat`). */
+	if (vm->cfg.host)
+		snprintf(host, sizeof(host), "host %u ", vm->cfg.host);
 	for (unsigned i = 0; vm->vcpus && i < vm->cfg.nr_vcpus; i++) {
 		struct vcpu_stats *s = &vm->vcpus[i].st;
-		fprintf(stderr,
-			"slos: vcpu %u exits %llu io %llu mmio %llu intr %llu "
+		if (vm->cfg.host && !s->exits && !s->jumps)
+			continue;
+		/* One line, one write: the hosts share a terminal. */
+		char *line = NULL;
+		size_t len = 0;
+		FILE *l = open_memstream(&line, &len);
+		if (!l)
+			continue;
+		fprintf(l,
+			"slos: %svcpu %u exits %llu io %llu mmio %llu intr %llu "
 			"pvm %llu strops %llu (%llu KiB) jumps %llu (%.1f "
-			"ms)\n",
-			i, (unsigned long long)s->exits,
+			"ms)",
+			host, i, (unsigned long long)s->exits,
 			(unsigned long long)s->io, (unsigned long long)s->mmio,
 			(unsigned long long)s->intr,
 			(unsigned long long)s->pvm_fixups,
 			(unsigned long long)vm->vcpus[i].accel.ops,
 			(unsigned long long)(vm->vcpus[i].accel.bytes >> 10),
 			(unsigned long long)s->jumps, s->jump_ns / 1e6);
-		t.exits += s->exits;
+		if (s->jumps) {
+			fputs("; jump us log2", l);
+			hist(l, s->jump_hist, VCPU_HIST);
+		}
+		fputc('\n', l);
+		fclose(l);
+		fputs(line, f);
+		free(line);
 	}
-	fprintf(stderr,
-		"slos: faults %llu (zero %llu, copied %llu, raced %llu); "
+	fprintf(f,
+		"slos: %sfaults %llu (zero %llu, copied %llu, raced %llu); "
 		"irqs %llu; stray io %llu mmio %llu; ran %.3f s\n",
-		(unsigned long long)vm->fault.st.faults,
+		host, (unsigned long long)vm->fault.st.faults,
 		(unsigned long long)vm->fault.st.zero,
 		(unsigned long long)vm->fault.st.copied,
 		(unsigned long long)vm->fault.st.eexist,
@@ -549,9 +578,9 @@ void vm__print_stats(struct vm *vm)
 		(unsigned long long)vm->pio.unclaimed,
 		(unsigned long long)vm->mmio.unclaimed,
 		(vm__now_ns() - vm->start_ns) / 1e9);
-	if (vm->pvm)
+	if (vm->pvm && f == stderr)
 		pvm__print_stats();
-	cluster__print_stats(vm);
+	cluster__print_stats(vm, f);
 }
 
 void vm__exit(struct vm *vm)

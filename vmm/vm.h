@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vmm/fault.h"
 #include "vmm/io.h"
@@ -30,9 +31,12 @@ struct cluster;
 
 #define VM_MAX_VCPUS 256
 
+#define VCPU_HIST 24 /* log2 buckets in us: <2, <4, ... */
+
 struct vcpu_stats {
 	uint64_t exits, io, mmio, intr, pvm_fixups;
 	uint64_t jumps, jump_ns; /* departures from this host, their time */
+	uint64_t jump_hist[VCPU_HIST]; /* log2 buckets of it in us */
 };
 
 struct vcpu {
@@ -135,7 +139,8 @@ void vm__stop(struct vm *vm, int status, const char *why);
 /* Join every thread; returns the exit status. */
 int vm__wait(struct vm *vm);
 void vm__exit(struct vm *vm);
-void vm__print_stats(struct vm *vm);
+/* --stats (at the end) and `slos stat` (live): counts and histograms. */
+void vm__print_stats(struct vm *vm, FILE *f);
 /*
  * Stop every vCPU at an instruction boundary with its pending I/O
  * completed, so its state can be read (snapshots); -1 if the VM stopped

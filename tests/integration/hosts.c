@@ -686,6 +686,22 @@ HOSTS_TEST(ctl_jump)
 	cr_expect(harness__has(&r, name), "`slos ctl` does not list %s: %s",
 		  name, r.out);
 	harness__free(&r);
+	/* `slos stat`, live: both hosts' counts, the jumps' histograms. */
+	harness__run(&r, 10, NULL, "stat", name, NULL);
+	cr_expect_eq(r.status, 0, "stat: %s", r.out);
+	cr_expect(harness__has(&r, "2 vCPUs, 2 hosts"), "stat: %s", r.out);
+	cr_expect(harness__has(&r, "slos: vcpu 0 exits"), "stat: %s", r.out);
+	cr_expect(harness__has(&r, "slos: host 1 vcpu 1 exits"), "stat: %s",
+		  r.out);
+	cr_expect(harness__has(&r, "jump us log2 ["), "stat: %s", r.out);
+	cr_expect(harness__has(&r, "slos: host 1 jumps in"), "stat: %s",
+		  r.out);
+	cr_expect(harness__has(&r, "slos: host 1 dsm: faults"), "stat: %s",
+		  r.out);
+	harness__free(&r);
+	harness__run(&r, 10, NULL, "stat", "no-such-vm", NULL);
+	cr_expect_neq(r.status, 0, "stat of no VM: %s", r.out);
+	harness__free(&r);
 	harness__run(&r, 10, NULL, "ctl", name, "stop", NULL);
 	cr_expect_eq(r.status, 0, "stop: %s", r.out);
 	harness__free(&r);
