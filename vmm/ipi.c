@@ -192,11 +192,11 @@ static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
  * over the DSM). Off in the copy; the state sets them again where it goes.
  */
 static const uint32_t pv_msrs[] = {
-	0x4b564d01, /* MSR_KVM_SYSTEM_TIME_NEW */
-	0x12,	    /* MSR_KVM_SYSTEM_TIME */
-	0x4b564d03, /* MSR_KVM_STEAL_TIME */
-	0x4b564d04, /* MSR_KVM_PV_EOI_EN */
-	0x4b564d02, /* MSR_KVM_ASYNC_PF_EN */
+    0x4b564d01, /* MSR_KVM_SYSTEM_TIME_NEW */
+    0x12,	/* MSR_KVM_SYSTEM_TIME */
+    0x4b564d03, /* MSR_KVM_STEAL_TIME */
+    0x4b564d04, /* MSR_KVM_PV_EOI_EN */
+    0x4b564d02, /* MSR_KVM_ASYNC_PF_EN */
 };
 
 static void pv_off(struct vcpu *v)
@@ -298,19 +298,18 @@ static void pend_set(struct cluster *cl, unsigned id, unsigned vec)
  * copy out of KVM_RUN): its IRR, an interrupt or NMI KVM was injecting,
  * and a vector whose stub was entered but had not run its `out` yet.
  */
-static int drain(struct vcpu *v, bool in_trap)
+static int drain(struct vcpu *v, bool in_trap, struct kvm_lapic_state *l)
 {
 	struct cluster *cl = v->vm->cl;
-	struct kvm_lapic_state l;
 	struct kvm_vcpu_events e;
 	struct kvm_regs r;
 
-	if (ioctl(v->fd, KVM_GET_LAPIC, &l) < 0 ||
+	if (ioctl(v->fd, KVM_GET_LAPIC, l) < 0 ||
 	    ioctl(v->fd, KVM_GET_VCPU_EVENTS, &e) < 0)
 		return -errno;
 	for (unsigned i = 0; i < 8; i++)
 		cl->ipi_pend[v->id][i / 2] |=
-		    (uint64_t)*reg(&l, LAPIC_IRR + i * 16) << (32 * (i % 2));
+		    (uint64_t)*reg(l, LAPIC_IRR + i * 16) << (32 * (i % 2));
 	if (!in_trap)
 		return 0;
 	if (e.interrupt.injected)
@@ -592,22 +591,40 @@ int ipi_handover_in(struct vcpu *v, struct vcpu_state *s, bool in_trap,
 {
 	struct vm *vm = v->vm;
 	struct cluster *cl = vm->cl;
+	struct kvm_lapic_state empty;
+	uint64_t held[4];
+	bool held_nmi = false, drained = false;
 	struct fwd f[257];
 	unsigned n = 0;
 	int r;
 
 	vm__hold(vm, v);
 	pthread_mutex_lock(&vm->irq_lock);
-	r = drain(v, in_trap);
+	r = drain(v, in_trap, &empty);
 	if (r) {
 		snprintf(why, len, "the copy's state: %s", strerror(-r));
 		r = -1;
 	} else {
+		drained = true;
+		memcpy(held, cl->ipi_pend[v->id], sizeof(held));
+		held_nmi = cl->ipi_nmi[v->id];
 		merge(cl, v->id, s);
 		r = vcpu__load(v, s, why, len);
 	}
 	if (r) {
-		/* It stays at the source: what came for it goes back. */
+		/* It stays at the source: what came for it goes back (the
+		 * merge emptied pend into the state, which is dropped), and
+		 * the copy's LAPIC is left empty, not holding the state's
+		 * IRR (vmm/ipi.pml found both: a loss and a double). */
+		if (drained) {
+			memcpy(cl->ipi_pend[v->id], held, sizeof(held));
+			cl->ipi_nmi[v->id] = held_nmi;
+			sanitize(&empty);
+			if (ioctl(v->fd, KVM_SET_LAPIC, &empty) < 0)
+				fprintf(stderr,
+					"slos: vcpu %d: the copy's LAPIC: %s\n",
+					v->id, strerror(errno));
+		}
 		cl->ipi_state[v->id] = IPI_AWAY;
 		n = take_pend(cl, v->id, from, f);
 	} else {
@@ -649,12 +666,18 @@ int ipi_handover_out(struct vcpu *v, struct vcpu_state *s, char *why,
 void ipi_departed(struct cluster *cl, unsigned id, unsigned to)
 {
 	struct fwd f[257];
-	unsigned n;
+	unsigned n = 0;
 
+	/* If it is already on its way back (a CL_JUMP taken here before
+	 * this thread saw its answer), it stays HELD: what waits is its. */
+	pthread_mutex_lock(&cl->lock);
 	pthread_mutex_lock(&cl->vm->irq_lock);
-	cl->ipi_state[id] = IPI_AWAY;
-	n = take_pend(cl, id, to, f);
+	if (!cl->jump[id].in) {
+		cl->ipi_state[id] = IPI_AWAY;
+		n = take_pend(cl, id, to, f);
+	}
 	pthread_mutex_unlock(&cl->vm->irq_lock);
+	pthread_mutex_unlock(&cl->lock);
 	send_all(cl, f, n);
 }
 
@@ -664,9 +687,11 @@ int ipi_stay(struct vcpu *v, struct vcpu_state *s, char *why, size_t len)
 	struct cluster *cl = vm->cl;
 	int r;
 
+	struct kvm_lapic_state l;
+
 	vm__hold(vm, v);
 	pthread_mutex_lock(&vm->irq_lock);
-	r = drain(v, false);
+	r = drain(v, false, &l);
 	if (r) {
 		snprintf(why, len, "the copy's LAPIC: %s", strerror(-r));
 		r = -1;
