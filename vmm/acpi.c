@@ -31,6 +31,8 @@
 #define MADT_LAPIC_LEN	8
 #define MADT_IOAPIC_LEN 12
 #define MADT_X2APIC_LEN 16
+#define MADT_MP_WAKE_LEN 16 /* Linux's BAD_MADT_ENTRY wants exactly this */
+#define MADT_MP_WAKE	 0x10
 
 /* The Processor Local APIC entry has an 8-bit APIC id and Linux skips id
  * 0xff, so ids from 255 on need x2APIC entries, as ACPI 5.2.12 asks. */
@@ -476,7 +478,8 @@ static uint64_t madt_len(const struct acpi_config *cfg)
 	uint64_t nx = nr_xapic(cfg);
 
 	return MADT_FIXED_LEN + nx * MADT_LAPIC_LEN + MADT_IOAPIC_LEN +
-	       (cfg->nr_vcpus - nx) * MADT_X2APIC_LEN;
+	       (cfg->nr_vcpus - nx) * MADT_X2APIC_LEN +
+	       (cfg->mp_wake_gpa ? MADT_MP_WAKE_LEN : 0);
 }
 
 static void build_madt(uint8_t *t, const struct acpi_config *cfg, uint32_t len)
@@ -513,6 +516,15 @@ static void build_madt(uint8_t *t, const struct acpi_config *cfg, uint32_t len)
 	e[2] = cfg->ioapic_id;
 	put32(e + 4, cfg->ioapic_base);
 	put32(e + 8, 0); /* GSI base: ISA IRQ n = GSI n = pin n */
+	e += MADT_IOAPIC_LEN;
+
+	if (cfg->mp_wake_gpa) {
+		e[0] = MADT_MP_WAKE;
+		e[1] = MADT_MP_WAKE_LEN;
+		put16(e + 2, 0); /* mailbox version 0 */
+		put32(e + 4, 0); /* reserved */
+		put64(e + 8, cfg->mp_wake_gpa);
+	}
 	seal(t);
 }
 
@@ -594,6 +606,11 @@ static int config_ok(const struct acpi_config *cfg)
 	    (cfg->vmgenid_gpa % VMGENID_LEN ||
 	     cfg->vmgenid_gpa > MAX_PHYS_ADDR - VMGENID_LEN ||
 	     cfg->ged_gsi >= IOAPIC_PINS))
+		return 0;
+	/* ACPI 6.4 5.2.12.19: the mailbox is 4 KiB, 4 KiB aligned. */
+	if (cfg->mp_wake_gpa &&
+	    (cfg->mp_wake_gpa % 4096 ||
+	     cfg->mp_wake_gpa > MAX_PHYS_ADDR - 4096))
 		return 0;
 	return 1;
 }

@@ -28,6 +28,21 @@
 #define IOAPIC_BASE 0xFEC00000ULL
 #define LAPIC_BASE  0xFEE00000ULL
 
+/*
+ * The ACPI multiprocessor wakeup mailbox (ACPI 6.4 5.2.12.19, MADT type
+ * 0x10) of a VM over hosts: one 4 KiB MMIO page in the 32-bit hole, not
+ * RAM, so every access the guest makes exits to the VMM (docs/jumps.md).
+ * The guest finds it through the MADT; the layout is the spec's (Linux
+ * 6.1's struct acpi_madt_multiproc_wakeup_mailbox).
+ */
+#define ACPI_MP_WAKE_BASE	   0xFEB00000ULL
+#define ACPI_MP_WAKE_SIZE	   0x1000
+#define ACPI_MP_WAKE_COMMAND	   0x0 /* u16: 0 noop, 1 wakeup */
+#define ACPI_MP_WAKE_APIC_ID	   0x4 /* u32 */
+#define ACPI_MP_WAKE_VECTOR	   0x8 /* u64: 64-bit entry, identity-mapped */
+#define ACPI_MP_WAKE_CMD_NOOP	   0
+#define ACPI_MP_WAKE_CMD_WAKEUP	   1
+
 /* The Generic Event Device's interrupt when the VM has a vmgenid device:
  * the IOAPIC's last pin, so that 5..22 stay one free run for virtio-mmio
  * devices (4 is COM1). Edge-triggered, active-high. */
@@ -72,6 +87,10 @@ struct acpi_config {
 	 */
 	uint64_t vmgenid_gpa;
 	uint32_t ged_gsi;
+	/* Nonzero: the MADT gets a Multiprocessor Wakeup entry (type 0x10,
+	 * mailbox version 0) naming the mailbox at this 4 KiB-aligned
+	 * address. 0: none, and APs start by INIT/SIPI. */
+	uint64_t mp_wake_gpa;
 };
 
 /*
@@ -83,7 +102,7 @@ struct acpi_config {
  * empty or not below 4 GiB, an IOAPIC id above 255 or base above 4 GiB; with
  * vmgenid_gpa set, a vmgenid_gpa not 16-byte aligned, beyond 2^52 or
  * overlapping the tables, or a ged_gsi that is not an IOAPIC pin or is a
- * device's GSI.
+ * device's GSI; an mp_wake_gpa not 4 KiB aligned or beyond 2^52.
  * Pure and deterministic: writes only into buf, the same bytes every time.
  */
 int acpi__build(void *buf, uint64_t gpa, size_t len,

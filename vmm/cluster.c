@@ -20,6 +20,7 @@
 #include "vmm/cluster_priv.h"
 #include "vmm/dsm.h"
 #include "vmm/ioapic.h"
+#include "vmm/loader.h"
 #include "vmm/pvm.h"
 #include "vmm/restore.h"
 #include "vmm/trace.h"
@@ -509,18 +510,15 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 		pthread_mutex_unlock(&cl->lock);
 		return;
 	case CL_AP_START: {
-		uint32_t v = len == 8 ? cl_get32(p) : VM_MAX_VCPUS;
-		if (v >= cl->spec.nr_vcpus ||
-		    cl->spec.vcpu_map[v] != cl->self) {
+		uint32_t v = len == 12 ? cl_get32(p) : VM_MAX_VCPUS;
+		uint64_t entry = len == 12 ? cl_get64(p + 4) : MEM_4G;
+		if (cl->self == 0 || pe->idx != 0 || v >= cl->spec.nr_vcpus ||
+		    cl->spec.vcpu_map[v] != cl->self || entry >= MEM_4G) {
 			cluster_stop(cl, VM_EXIT_CRASH,
 				     "host 0: bad CL_AP_START");
 			return;
 		}
-		pthread_mutex_lock(&cl->lock);
-		cl->ap_vec[v] = cl_get32(p + 4) & 0xff;
-		cl->ap_go[v] = true;
-		pthread_cond_broadcast(&cl->cv);
-		pthread_mutex_unlock(&cl->lock);
+		cluster_ap_release(cl, v, entry);
 		return;
 	}
 	case CL_PREOWN:
@@ -771,28 +769,6 @@ static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,
 	pthread_mutex_unlock(&cl->lock);
 }
 
-/* The test OS names the AP it starts: one on another host is started
- * there directly, since an INIT/SIPI cannot cross hosts. */
-static void ap_access(struct io_dev *d, uint64_t off, uint8_t *data,
-		      unsigned size, bool write)
-{
-	struct cluster *cl = d->priv;
-	uint8_t msg[8];
-
-	if (!write || size != 4 || off) {
-		if (!write)
-			memset(data, 0xff, size);
-		return;
-	}
-	uint32_t v = cl_get32(data), apic = v & 0xffff;
-	if (apic >= cl->vm->cfg.nr_vcpus || !cl->vm->cfg.vcpu_map[apic])
-		return;
-	cl_put32(msg, apic);
-	cl_put32(msg + 4, v >> 16 & 0xff);
-	cluster_send(cl, cl->vm->cfg.vcpu_map[apic], CL_AP_START, msg,
-		     sizeof(msg));
-}
-
 int cluster__devices(struct vm *vm)
 {
 	struct cluster *cl = vm->cl;
@@ -814,14 +790,8 @@ int cluster__devices(struct vm *vm)
 				       .priv = cl};
 	if (io__register(&vm->pio, &cl->jump_dev))
 		return -1;
-	if (cl->self == 0) {
-		cl->ap_dev = (struct io_dev){.name = "ap-start",
-					     .base = CLUSTER_PORT_AP_START,
-					     .len = 4,
-					     .access = ap_access,
-					     .priv = cl};
-		return io__register(&vm->pio, &cl->ap_dev);
-	}
+	if (cl->self == 0)
+		return cluster_wake_register(cl);
 	/* A member has no devices: every other access goes to host 0's. */
 	cl->fwd_pio[0] = (struct io_dev){.name = "forward",
 					 .base = 0,
@@ -856,27 +826,61 @@ static bool ap_started(struct cluster *cl, unsigned id)
 	return cl->ap_go[id] || atomic_load(&cl->stopping);
 }
 
+static void seg(struct kvm_segment *s, uint16_t sel, bool code)
+{
+	*s = (struct kvm_segment){.base = 0,
+				  .limit = 0xffffffff,
+				  .selector = sel,
+				  .type = code ? 0xb : 0x3,
+				  .present = 1,
+				  .s = 1,
+				  .g = 1,
+				  .l = code,
+				  .db = !code};
+}
+
+/*
+ * What the ACPI mailbox promises the woken AP (ACPI 6.4 5.2.12.19, and
+ * what Linux 6.1's trampoline_start64 relies on): 64-bit mode, paging on
+ * with [0, 4 GiB) identity-mapped, interrupts off, at the wakeup vector.
+ * The tables and GDT are host 0's loader's (loader__ap_pagetables), in
+ * memory the guest never reuses.
+ */
 bool cluster__ap_wait(struct vcpu *v)
 {
 	struct cluster *cl = v->vm->cl;
 	struct kvm_sregs s;
-	struct kvm_regs r;
+	struct kvm_regs r = {0};
 	struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
 
 	pthread_mutex_lock(&cl->lock);
 	while (!ap_started(cl, v->id))
 		pthread_cond_wait(&cl->cv, &cl->lock);
+	uint64_t entry = cl->ap_entry[v->id];
 	pthread_mutex_unlock(&cl->lock);
 	if (atomic_load(&cl->stopping))
 		return false;
-	/* What a STARTUP IPI with this vector does: real mode at
-	 * vector << 12. */
-	uint32_t vec = cl->ap_vec[v->id];
-	if (ioctl(v->fd, KVM_GET_SREGS, &s) || ioctl(v->fd, KVM_GET_REGS, &r))
+	if (ioctl(v->fd, KVM_GET_SREGS, &s)) {
+		vm__stop(v->vm, VM_EXIT_CRASH, "cannot start an AP");
 		return false;
-	s.cs.selector = vec << 8;
-	s.cs.base = vec << 12;
-	r.rip = 0;
+	}
+	seg(&s.cs, LOADER_GDT_CODE, true);
+	seg(&s.ds, LOADER_GDT_DATA, false);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.tr = (struct kvm_segment){.selector = LOADER_GDT_TSS,
+				    .limit = 0x67,
+				    .type = 0xb,
+				    .present = 1};
+	s.gdt.base = LOADER_AP_GDT;
+	s.gdt.limit = LOADER_GDT_LIMIT;
+	s.idt.base = 0;
+	s.idt.limit = 0;
+	s.cr0 = 0x80050033; /* PG WP NE ET MP PE */
+	s.cr3 = LOADER_AP_PML4;
+	s.cr4 = 0x20; /* PAE only: no PCIDE, so the guest may turn PG off */
+	s.efer = 0x500; /* LMA LME */
+	r.rip = entry;
+	r.rflags = 2; /* IF clear */
 	if (ioctl(v->fd, KVM_SET_SREGS, &s) || ioctl(v->fd, KVM_SET_REGS, &r) ||
 	    ioctl(v->fd, KVM_SET_MP_STATE, &mp)) {
 		vm__stop(v->vm, VM_EXIT_CRASH, "cannot start an AP");

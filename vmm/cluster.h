@@ -13,7 +13,8 @@
  * and once every host reports CL_MESHED host 0 loads the kernel through
  * the DSM and starts the vCPUs (CL_GO). The first stop anywhere stops
  * every host (CL_STOP); a host that goes silent stops the VM with the
- * pages it was home to named.
+ * pages it was home to named. APs start through host 0's ACPI wakeup
+ * mailbox (vmm/cluster_wake.c), never by INIT/SIPI.
  */
 #ifndef SLOS_CLUSTER_H
 #define SLOS_CLUSTER_H
@@ -37,7 +38,7 @@ enum {
 	CL_HELLO,			/* member -> member: my index */
 	CL_MESHED,			/* member -> 0: connected to all */
 	CL_GO,				/* 0 -> member: start the vCPUs */
-	CL_AP_START,			/* 0 -> member: start vCPU at SIPI */
+	CL_AP_START,			/* 0 -> member: start vCPU in long mode */
 	CL_IO,				/* member -> 0: a port/MMIO access */
 	CL_IO_DONE,			/* 0 -> member: its result */
 	CL_EOI,				/* member -> 0: IOAPIC EOI */
@@ -54,8 +55,6 @@ enum {
 	CL_STAT,			/* member -> 0: its statistics */
 };
 
-/* Port the test OS writes when it starts an AP: apic | vector << 16. */
-#define CLUSTER_PORT_AP_START 0x508
 /*
  * The guest's jump port, on every host of a VM over hosts: a 4-byte write
  * of a host index moves the writing vCPU there (the write completes on the
@@ -162,7 +161,7 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE]);
 
 /* Hooks of vmm/vm.c and vmm/vcpu.c. */
 int cluster__dsm_start(struct vm *vm); /* fault engine on the DSM */
-int cluster__devices(struct vm *vm);   /* forwarders, AP-start port */
+int cluster__devices(struct vm *vm);   /* forwarders, wakeup mailbox */
 /* --restore over hosts (host 0 holds the snapshot): every page with data
  * in it starts owned by host 0 and is read from the file at first use;
  * its home learns so (CL_PREOWN) before anything runs. */

@@ -90,13 +90,21 @@ struct cluster {
 	struct cluster_time time; /* CL_GO: host 0's clocks */
 	char fail_why[256];
 	uint16_t port[DSM_MAX_HOSTS];
+	/* An AP's start (cl->lock): released, at this 64-bit entry. */
 	bool ap_go[VM_MAX_VCPUS];
-	uint32_t ap_vec[VM_MAX_VCPUS];
+	uint64_t ap_entry[VM_MAX_VCPUS];
+	/* Host 0: the ACPI wakeup mailbox (vmm/cluster_wake.c). */
+	struct {
+		pthread_mutex_t lock;
+		uint8_t regs[16]; /* command, reserved, apic_id, vector */
+		bool woken[VM_MAX_VCPUS];
+		unsigned refusals;
+	} wake;
 	struct io_slot io[IO_SLOTS];
 	atomic_uint next_slot;
 	atomic_bool stopping;
 	bool stop_from_peer;
-	struct io_dev fwd_pio[2], fwd_mmio, ap_dev, jump_dev;
+	struct io_dev fwd_pio[2], fwd_mmio, wake_dev, jump_dev;
 	/* Where each vCPU runs, as this host last heard (host 0 hears of
 	 * every jump). */
 	_Atomic uint8_t where[VM_MAX_VCPUS];
@@ -164,8 +172,12 @@ void cluster_boot_id(uint8_t out[16]);
 /* --stats: arrivals and their latency (vmm/jump.c). */
 void cluster_jump_stats(struct cluster *cl, FILE *f);
 
-/* A member's AP waits for its start; false if the VM stopped first. */
+/* An AP waits for its start; false if the VM stopped first. */
 bool cluster__ap_wait(struct vcpu *v);
+/* vmm/cluster_wake.c: host 0's wakeup mailbox device; an AP of this host
+ * released at entry (from the mailbox or CL_AP_START). */
+int cluster_wake_register(struct cluster *cl);
+void cluster_ap_release(struct cluster *cl, unsigned vcpu, uint64_t entry);
 
 /* vmm/jump.c: CL_JUMP, CL_JUMP_ANSWER, CL_JUMP_REQ and CL_WHERE. */
 void jump_frame(struct cluster *cl, unsigned from, uint16_t type,

@@ -375,9 +375,10 @@ bool cluster__vcpu_start(struct vcpu *v)
 
 	if (!atomic_load(&v->here))
 		return arrive(v, true);
-	if (cl->self == 0)
-		return true; /* the boot CPU, or an AP that waits in KVM:
-			      * started at its first exit (cluster__jump) */
+	/* The boot CPU runs at once, as do a restore's vCPUs (their state
+	 * is loaded); every other AP waits for its mailbox wakeup. */
+	if (cl->self == 0 && (v->id == 0 || v->vm->restore))
+		return true;
 	ok = cluster__ap_wait(v);
 	if (ok)
 		atomic_store(&v->live, true);
@@ -425,9 +426,8 @@ int cluster__jump(struct vm *vm, unsigned vcpu, unsigned host, int reason,
 		}
 		return 0;
 	}
-	/* Started: arrived here or started by its host (live), or, an AP
-	 * of host 0 that waited in KVM for its SIPI, has exited since (it
-	 * may not jump before: the SIPI would not follow it). */
+	/* Started: arrived here or woken through the mailbox (live), or
+	 * host 0's boot CPU (or a restored vCPU) that has exited since. */
 	if (!atomic_load(&v->live) &&
 	    !__atomic_load_n(&v->st.exits, __ATOMIC_RELAXED)) {
 		snprintf(why, len, "vCPU %u has not started", vcpu);

@@ -81,4 +81,16 @@ int loader__boot_params(struct mem *m, const struct kernel_image *k,
  * boot GDT at MEM_GDT, as the 64-bit boot protocol expects them. */
 void loader__boot_pagetables(struct mem *m);
 
+/*
+ * Over hosts: what an AP started through the ACPI mailbox begins on
+ * (docs/jumps.md), in [MEM_AP_BOOT, MEM_AP_BOOT_END), which the guest
+ * never reuses (e820 reserved): identity page tables over [0, 4 GiB) in
+ * 2 MiB pages with Accessed and Dirty set (a page walk then writes
+ * nothing, so no DSM write fault on a member), the hole uncached; and a
+ * GDT with the boot GDT's descriptors.
+ */
+#define LOADER_AP_PML4 MEM_AP_BOOT
+#define LOADER_AP_GDT  (MEM_AP_BOOT + 0x6000)
+void loader__ap_pagetables(struct mem *m);
+
 #endif

@@ -30,6 +30,11 @@
 #define MEM_CMDLINE_MAX 0x10000ULL
 #define MEM_EBDA      0x9fc00ULL /* [EBDA, 1 MiB) is reserved in e820 */
 #define MEM_VMGENID   0x9ff00ULL /* 16-byte VM generation ID (vmm/vmgenid.h) */
+/* Over hosts: the page tables and GDT an AP started through the ACPI
+ * mailbox begins on (loader__ap_pagetables); inside the e820-reserved
+ * [EBDA, 1 MiB), so the guest never reuses them. */
+#define MEM_AP_BOOT   0xD0000ULL
+#define MEM_AP_BOOT_END 0xD7000ULL
 #define MEM_ACPI      0xE0000ULL /* ACPI tables, up to 1 MiB */
 #define MEM_ACPI_MAX  0x20000ULL
 #define MEM_HIGH      0x100000ULL

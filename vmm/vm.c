@@ -219,6 +219,10 @@ static int load(struct vm *vm, uint64_t *entry)
 				  .nr_devs = 1, .devs = &com1,
 				  .vmgenid_gpa = MEM_VMGENID,
 				  .ged_gsi = VMGENID_GSI };
+	/* Over hosts APs start through the mailbox, never by INIT/SIPI
+	 * (docs/jumps.md). */
+	if (vm->cfg.nhosts > 1)
+		ac.mp_wake_gpa = ACPI_MP_WAKE_BASE;
 	uint8_t genid[VMGENID_SIZE];
 	void *acpi = mem__ptr(&vm->mem, MEM_ACPI, MEM_ACPI_MAX);
 	if (!acpi || acpi__build(acpi, MEM_ACPI, MEM_ACPI_MAX, &ac,
@@ -233,6 +237,8 @@ static int load(struct vm *vm, uint64_t *entry)
 	if (r)
 		return fail("%s", err);
 	loader__boot_pagetables(&vm->mem);
+	if (vm->cfg.nhosts > 1)
+		loader__ap_pagetables(&vm->mem);
 	if (vmgenid__generate(genid) || vmgenid__set(&vm->mem, genid))
 		return fail("cannot write the VM generation ID");
 	*entry = k.entry;

@@ -487,6 +487,45 @@ HOSTS_TEST(ipi_chase_3)
 	pingpong(3, 2, "0,1", "rounds=200 hop=4", "jumps 54+");
 }
 
+/*
+ * The ACPI wakeup mailbox takes garbage: a wakeup of no such CPU, of the
+ * boot CPU, of a running AP, an unknown command, an entry above the AP's
+ * identity map, a write past the registers (test OS mailbox=abuse). Each
+ * refusal is one line, every request still reads back as taken, and the
+ * APs (one on host 0, one on host 1) start and the VM ends cleanly.
+ */
+HOSTS_TEST(mailbox_refusals)
+{
+	static const char *const refused[] = {
+	    "ACPI wakeup mailbox: wakeup of APIC id 8 refused: no such CPU "
+	    "(0-2)\n",
+	    "ACPI wakeup mailbox: wakeup of APIC id 0 refused: the boot CPU\n",
+	    "ACPI wakeup mailbox: command 7 refused (0 noop, 1 wakeup)\n",
+	    "ACPI wakeup mailbox: wakeup of APIC id 1 refused: vector "
+	    "0x10000000000 is not below 4 GiB\n",
+	    "ACPI wakeup mailbox: wakeup of APIC id 1 refused: already woken",
+	};
+	struct run r;
+
+	harness__run(&r, RUN_TIMEOUT, NULL, "run", "--kernel",
+		     harness__testos(), "--local-hosts", "2", "--vcpus", "3",
+		     "--vcpu-map", "0,1,0", "--cmdline",
+		     "test=smp-hello mailbox=abuse", NULL);
+	cr_expect_eq(r.status, 0, "status %d after %.1f s:\n%s", r.status,
+		     r.secs, r.out);
+	cr_expect(harness__has(&r, "TEST smp-hello PASS"), "%s", r.out);
+	cr_expect(harness__has(&r, "smp-hello: 3/3 cpus"), "%s", r.out);
+	cr_expect(harness__has(&r, "testos: APs woken through the ACPI "
+				   "mailbox at 0xfeb00000"),
+		  "%s", r.out);
+	cr_expect(!harness__has(&r, "boot problem"), "%s", r.out);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(*refused); i++)
+		cr_expect(harness__has(&r, refused[i]), "no '%s' in:\n%s",
+			  refused[i], r.out);
+	run_free(&r, "slos");
+	expect_no_leftovers("after the run", true);
+}
+
 /* ---- 2. a page budget below the working set ---- */
 
 static void evicting(int hosts, const char *memmap)

@@ -601,12 +601,13 @@ Test(acpi, fadt_hw_reduced_power_and_reset)
 	free((void *)cfg.devs);
 }
 
-static void check_madt(unsigned n)
+static void check_madt_wake(unsigned n, uint64_t wake)
 {
 	struct acpi_config cfg = mkcfg(n, 1);
+	cfg.mp_wake_gpa = wake;
 	struct tables t = build(&cfg, BIG);
 	const uint8_t *m = t.madt, *e = m + 44, *end = m + rd32(m + 4);
-	unsigned lapic = 0, x2apic = 0, ioapic = 0, next_id = 0;
+	unsigned lapic = 0, x2apic = 0, ioapic = 0, next_id = 0, wakes = 0;
 
 	cr_assert_eq(rd32(m + 36), LAPIC_BASE);
 	cr_assert_eq(rd32(m + 40), 0, "no PCAT_COMPAT");
@@ -640,6 +641,15 @@ static void check_madt(unsigned n)
 			cr_assert_eq(rd32(e + 8), 0, "GSI base");
 			ioapic++;
 			break;
+		case 0x10:
+			/* Linux's BAD_MADT_ENTRY: sizeof(struct
+			 * acpi_madt_multiproc_wakeup) == 16. */
+			cr_assert_eq(e[1], 16);
+			cr_assert_eq(rd16(e + 2), 0, "mailbox version 0");
+			cr_assert_eq(rd32(e + 4), 0, "reserved");
+			cr_assert_eq(rd64(e + 8), wake);
+			wakes++;
+			break;
 		default:
 			cr_assert_fail("unexpected MADT entry type %u", e[0]);
 		}
@@ -649,7 +659,51 @@ static void check_madt(unsigned n)
 	cr_assert_eq(lapic + x2apic, n, "one entry per vCPU");
 	cr_assert_eq(lapic, n < 255 ? n : 255);
 	cr_assert_eq(ioapic, 1);
+	cr_assert_eq(wakes, wake ? 1 : 0, "one wakeup entry iff asked");
 	free((void *)cfg.devs);
+}
+
+static void check_madt(unsigned n)
+{
+	check_madt_wake(n, 0);
+}
+
+/* Over hosts: the multiprocessor wakeup entry, exact bytes, last. */
+Test(acpi, madt_mp_wakeup_entry)
+{
+	static const uint8_t want[16] = {0x10, 16, 0, 0, 0, 0, 0, 0,
+					 0x00, 0x00, 0xb0, 0xfe, 0, 0, 0, 0};
+	struct acpi_config cfg = mkcfg(4, 1);
+	struct tables t;
+	uint32_t len, plain;
+
+	check_madt_wake(1, ACPI_MP_WAKE_BASE);
+	check_madt_wake(4, ACPI_MP_WAKE_BASE);
+	check_madt_wake(300, ACPI_MP_WAKE_BASE);
+	t = build(&cfg, BIG);
+	plain = rd32(t.madt + 4);
+	free((void *)cfg.devs);
+	cfg = mkcfg(4, 1);
+	cfg.mp_wake_gpa = ACPI_MP_WAKE_BASE;
+	t = build(&cfg, BIG);
+	len = rd32(t.madt + 4);
+	cr_assert_eq(len, plain + 16);
+	cr_assert_eq(memcmp(t.madt + len - 16, want, 16), 0,
+		     "entry bytes differ");
+	free((void *)cfg.devs);
+}
+
+Test(acpi, madt_mp_wakeup_rejects_bad_mailbox)
+{
+	struct acpi_config c = {.nr_vcpus = 2, .ioapic_base = IOAPIC_BASE};
+	uint64_t r;
+
+	c.mp_wake_gpa = ACPI_MP_WAKE_BASE + 8;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1, "unaligned");
+	c.mp_wake_gpa = 1ULL << 52;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), -1, "past 2^52");
+	c.mp_wake_gpa = (1ULL << 52) - 4096;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &r), 0);
 }
 
 Test(acpi, madt_1)

@@ -312,3 +312,40 @@ Test(loader_boot, pagetables_and_gdt)
 	cr_assert_eq(LOADER_GDT_CODE, 0x10);
 	cr_assert_eq(LOADER_GDT_DATA, 0x18);
 }
+
+/* Over hosts: an AP woken through the ACPI mailbox starts on these. */
+Test(loader_boot, ap_pagetables_and_gdt)
+{
+	const uint64_t *pt, *gdt;
+	unsigned i;
+
+	boot(64 << 20, 0);
+	memset(mem__ptr(&m, 0xc0000, 0x30000), 0x55, 0x30000);
+	loader__ap_pagetables(&m);
+	pt = mem__ptr(&m, LOADER_AP_PML4, 0x6000);
+	/* P RW, Accessed set on every level; Dirty on the 2 MiB pages. */
+	cr_assert_eq(pt[0], 0xd1023);
+	for (i = 1; i < 512; i++)
+		cr_assert_eq(pt[i], 0, "pml4[%u]", i);
+	for (i = 0; i < 4; i++)
+		cr_assert_eq(pt[512 + i], 0xd2023 + i * 0x1000ULL, "pdpt[%u]",
+			     i);
+	for (; i < 512; i++)
+		cr_assert_eq(pt[512 + i], 0, "pdpt[%u]", i);
+	for (i = 0; i < 2048; i++) {
+		uint64_t a = (uint64_t)i << 21;
+		uint64_t want = a | 0xe3 | (a >= MEM_HOLE_START ? 0x18 : 0);
+		cr_assert_eq(pt[1024 + i], want, "pd entry %u", i);
+	}
+	gdt = mem__ptr(&m, LOADER_AP_GDT, 0x30);
+	cr_assert_eq(gdt[0], 0);
+	cr_assert_eq(gdt[LOADER_GDT_CODE / 8], LOADER_DESC_CODE);
+	cr_assert_eq(gdt[LOADER_GDT_DATA / 8], LOADER_DESC_DATA);
+	cr_assert_eq(gdt[LOADER_GDT_TSS / 8], LOADER_DESC_TSS);
+	/* neighbours untouched: below, and the ACPI tables above */
+	cr_assert_eq(*(uint8_t *)mem__ptr(&m, MEM_AP_BOOT - 1, 1), 0x55);
+	cr_assert_eq(*(uint8_t *)mem__ptr(&m, LOADER_AP_GDT + 0x30, 1), 0x55);
+	cr_assert_eq(*(uint8_t *)mem__ptr(&m, MEM_ACPI, 1), 0x55);
+	/* the boot tables are somewhere else entirely */
+	cr_assert_eq(*(uint8_t *)mem__ptr(&m, MEM_PML4, 1), 0);
+}

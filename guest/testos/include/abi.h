@@ -44,9 +44,16 @@
 /* Ports. */
 #define PORT_COM1      0x3f8
 #define PORT_TEST_EXIT 0x501
-#define PORT_AP_START  0x508 /* APIC id | SIPI vector << 16: smp.c */
 #define PORT_NOP       0x510 /* unused port the VMM answers at once */
 #define PORT_JUMP      0x50c /* over hosts: write a host to move there */
+
+/* The ACPI multiprocessor wakeup mailbox (MADT type 0x10, ACPI 6.4
+ * 5.2.12.19), when the MADT has one (a VM over hosts): its registers. */
+#define MADT_MP_WAKE	 0x10
+#define MP_WAKE_COMMAND	 0x0 /* u16: 1 wakes; reads 0 once taken */
+#define MP_WAKE_APIC_ID	 0x4 /* u32 */
+#define MP_WAKE_VECTOR	 0x8 /* u64: 64-bit entry, identity-mapped */
+#define MP_WAKE_CMD_WAKE 1
 
 /* Exit codes (status of the VMM process). */
 #define EXIT_PASS      0

@@ -42,6 +42,8 @@ struct shared {
 	volatile uint32_t io_direct;
 	volatile uint32_t io_probe_faulted;
 	volatile uint32_t cpu_alive[MAX_CPUS]; /* kernel side reached */
+	/* The MADT's wakeup mailbox (APs start through it), or 0 (INIT/SIPI). */
+	uint64_t mp_wake;
 };
 
 extern struct shared shared;

@@ -2,7 +2,8 @@
 /*
  * Finds the CPUs: RSDP -> XSDT (or RSDT) -> MADT local-APIC entries. The
  * BSP becomes CPU 0, the other enabled APICs follow in MADT order. Any
- * problem leaves a single CPU and a message for ring 3 to print.
+ * problem leaves a single CPU and a message for ring 3 to print. A
+ * multiprocessor wakeup entry names the mailbox APs start through.
  */
 #include "kern.h"
 #include "lib.h"
@@ -88,6 +89,10 @@ void acpi_find_cpus(uint64_t rsdp_hint)
 
 		if (e[1] < 2)
 			break;
+		/* Linux's length check: the whole 16-byte entry. */
+		if (e[0] == MADT_MP_WAKE && e[1] >= 16 &&
+		    off + 16 <= rd32(madt + 4))
+			shared.mp_wake = rd64(e + 8);
 		if (e[0] == MADT_LAPIC && e[1] >= 8 &&
 		    (rd32(e + 4) & MADT_LAPIC_ENABLED)) {
 			shared.ncpus_madt++;

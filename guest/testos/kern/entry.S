@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * 64-bit entry points: the BSP's from the VMM (Linux 64-bit boot protocol,
- * boot_params in RSI, no usable stack) and the APs' from the trampoline.
+ * boot_params in RSI, no usable stack) and the APs' from the trampoline
+ * or the ACPI wakeup mailbox.
  * Also the one-way switch to ring 3.
  */
 #include "abi.h"
@@ -34,6 +35,27 @@ ap_entry64:
 	xor	%ebp, %ebp
 	call	ap_main
 	jmp	halt_forever
+
+/*
+ * The ACPI wakeup mailbox's entry: 64-bit mode on the VMM's identity page
+ * tables and GDT, interrupts off, no stack. Take the kernel's own tables
+ * and GDT (identity too, so nothing moves under us) and this AP's stack,
+ * reload CS, and go on as the trampoline does.
+ */
+	.globl ap_mbox_entry
+ap_mbox_entry:
+	cli
+	lea	pml4(%rip), %rax
+	mov	%rax, %cr3
+	lgdt	ap_gdtr(%rip)
+	mov	ap_boot_cpu(%rip), %eax
+	imul	$KSTACK_SIZE, %rax
+	lea	kstacks + KSTACK_SIZE(%rip), %rsp
+	add	%rax, %rsp
+	pushq	$SEL_KCODE
+	lea	ap_entry64(%rip), %rax
+	push	%rax
+	lretq
 
 	.globl halt_forever
 halt_forever:
@@ -86,5 +108,12 @@ enter_user:
 	xor	%r14d, %r14d
 	xor	%r15d, %r15d
 	iretq
+
+	.section .rodata
+	.balign 8
+	.word	0, 0, 0
+ap_gdtr:				/* limit, then the 64-bit base */
+	.word	(GDT_FIXED + 2 * MAX_CPUS) * 8 - 1
+	.quad	gdt
 
 	.section .note.GNU-stack, "", @progbits

@@ -57,6 +57,9 @@ static void setup(void)
 		cycles_to_ns(shared.user_tsc - shared.boot_tsc) / 1000000,
 		cycles_to_ns(shared.user_tsc - shared.smp_tsc) / 1000000);
 	tprintf("testos: cmdline '%s'\n", shared.cmdline);
+	if (shared.mp_wake)
+		tprintf("testos: APs woken through the ACPI mailbox at 0x%lx\n",
+			shared.mp_wake);
 	if (shared.boot_error)
 		tprintf("testos: boot problem: %s\n", shared.boot_error);
 	name = targ_str("test", &len);
