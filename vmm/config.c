@@ -24,7 +24,8 @@ const char config_run_usage[] =
 	"  matches REGEX (POSIX extended); --restore: resume a snapshot\n"
 	"  --hosts: the other hosts' `slos host` daemons (this one is host 0,\n"
 	"  the I/O host); --local-hosts N: N hosts in network namespaces here\n"
-	"  --vcpu-map: the host of each vCPU; --host-mem: guest pages a host\n"
+	"  --vcpu-map: the host of each vCPU (default: round the hosts);\n"
+	"  --host-mem: guest pages a host\n"
 	"  may hold before it evicts; --trace: what the vCPUs did (runs, jumps,\n"
 	"  faults) as trace-event JSON for ui.perfetto.dev; --balance locality:\n"
 	"  jump vCPUs to the host that holds the pages they fault on\n";
@@ -130,8 +131,13 @@ static int hosts_parse(struct vm_config *c, const char *vmap, char *err,
 	if (c->nr_vcpus > VM_MAX_VCPUS && c->nhosts > 1)
 		return bad(err, errlen, "--vcpus: at most %d over hosts",
 			   VM_MAX_VCPUS);
-	if (!vmap)
+	/* By default the vCPUs go round the hosts (a restored VM's stay on
+	 * host 0, where the snapshot is). */
+	if (!vmap) {
+		for (unsigned i = 0; !c->restore && i < c->nr_vcpus; i++)
+			c->vcpu_map[i] = i % c->nhosts;
 		return 0;
+	}
 	if (c->restore)
 		return bad(err, errlen,
 			   "--vcpu-map: a restored VM runs its vCPUs on the I/O "

@@ -191,14 +191,16 @@ Test(linux_guest, initramfs_user_space, .timeout = 600)
 }
 
 /*
- * The project kernel with its guest RAM homed over 2 or 3 local hosts (one
- * network namespace each, real TCP, the DSM on every guest access) and its
- * vCPUs on the I/O host: a torture test runs to its verdict and the guest
- * powers off. One torture test per boot (they refuse to run together).
- * The ASan pass (SLOS_NO_STOCK) runs the first only.
+ * The project kernel over 2 or 3 local hosts (one network namespace each,
+ * real TCP): its guest RAM homed over them (the DSM on every guest
+ * access), its 4 vCPUs spread over them (APs woken through the ACPI
+ * mailbox on their hosts, IPIs and the UART's interrupts forwarded
+ * between hosts): a torture test runs to its verdict and the guest powers
+ * off. One torture test per boot (they refuse to run together). The ASan
+ * pass (SLOS_NO_STOCK) runs the first only.
  */
 static void torture_over_hosts(const char *hosts, const char *memmap,
-			       const char *torture)
+			       const char *vcpu_map, const char *torture)
 {
 	char cmdline[512];
 	struct run r;
@@ -208,9 +210,9 @@ static void torture_over_hosts(const char *hosts, const char *memmap,
 	snprintf(cmdline, sizeof(cmdline),
 		 "console=ttyS0 root=/dev/vda rootwait panic=-1 %s", torture);
 	harness__run(&r, 600, NULL, "run", "--kernel", guest("vmlinux"),
-		     "--vcpus", "2", "--mem", "512M", "--stats",
-		     "--local-hosts", hosts, "--mem-map", memmap, "--cmdline",
-		     cmdline, NULL);
+		     "--vcpus", "4", "--vcpu-map", vcpu_map, "--mem", "512M",
+		     "--stats", "--local-hosts", hosts, "--mem-map", memmap,
+		     "--cmdline", cmdline, NULL);
 	cr_expect_eq(r.status, 0, "status %d after %.0fs:\n%s", r.status,
 		     r.secs, r.out);
 	cr_expect(harness__has(&r, "End of test: SUCCESS"), "no SUCCESS:\n%s",
@@ -218,14 +220,20 @@ static void torture_over_hosts(const char *hosts, const char *memmap,
 	cr_expect(harness__has(&r, "guest powered off"), "%s", r.out);
 	/* pages did cross hosts: host 0 sent DSM requests */
 	cr_expect(!harness__has(&r, "host 0 dsm: faults 0 "), "%s", r.out);
-	cr_log_info("%s over %s hosts (%s): SUCCESS, powered off in %.1f s",
-		    torture, hosts, memmap, r.secs);
+	/* every CPU came up, on its own host, and IPIs crossed */
+	cr_expect(harness__has(&r, "Brought up 1 node, 4 CPUs"), "%s", r.out);
+	cr_expect(harness__has(&r, "host 1 interrupts for other hosts' vCPUs"),
+		  "no IPI crossed:\n%s", r.out);
+	cr_expect(!harness__has(&r, "has nowhere to go"), "%s", r.out);
+	cr_log_info("%s over %s hosts (%s, vCPUs on %s): SUCCESS, powered off "
+		    "in %.1f s",
+		    torture, hosts, memmap, vcpu_map, r.secs);
 	harness__free(&r);
 }
 
 Test(linux_hosts, locktorture_spinlock_2_hosts, .timeout = 700)
 {
-	torture_over_hosts("2", "contiguous",
+	torture_over_hosts("2", "contiguous", "0,1,0,1",
 			   "rcutorture.torture_type=none "
 			   "locktorture.torture_type=spin_lock "
 			   "locktorture.shutdown_secs=15 "
@@ -236,7 +244,7 @@ Test(linux_hosts, locktorture_mutex_3_hosts_interleaved, .timeout = 700)
 {
 	if (getenv("SLOS_NO_STOCK"))
 		cr_skip_test("once per make test (plain build)");
-	torture_over_hosts("3", "interleave",
+	torture_over_hosts("3", "interleave", "0,1,2,1",
 			   "rcutorture.torture_type=none "
 			   "locktorture.torture_type=mutex_lock "
 			   "locktorture.shutdown_secs=15 "
@@ -247,7 +255,7 @@ Test(linux_hosts, locktorture_rwsem_2_hosts_interleaved, .timeout = 700)
 {
 	if (getenv("SLOS_NO_STOCK"))
 		cr_skip_test("once per make test (plain build)");
-	torture_over_hosts("2", "interleave",
+	torture_over_hosts("2", "interleave", "0,1,1,0",
 			   "rcutorture.torture_type=none "
 			   "locktorture.torture_type=rwsem_lock "
 			   "locktorture.shutdown_secs=15 "
@@ -263,14 +271,14 @@ Test(linux_hosts, rcutorture_2_hosts_interleaved, .timeout = 700)
 {
 	if (getenv("SLOS_NO_STOCK"))
 		cr_skip_test("once per make test (plain build)");
-	torture_over_hosts("2", "interleave", rcu);
+	torture_over_hosts("2", "interleave", "0,1,0,1", rcu);
 }
 
 Test(linux_hosts, rcutorture_3_hosts, .timeout = 700)
 {
 	if (getenv("SLOS_NO_STOCK"))
 		cr_skip_test("once per make test (plain build)");
-	torture_over_hosts("3", "contiguous", rcu);
+	torture_over_hosts("3", "contiguous", "0,2,1,2", rcu);
 }
 
 /*

@@ -60,6 +60,25 @@ Test(config, run_options)
 	cr_expect_eq(parse(&c, err, "--help", NULL, NULL, NULL), 1);
 }
 
+/* Over hosts the vCPUs go round the hosts unless --vcpu-map says. */
+Test(config, vcpu_map_default_round_robin)
+{
+	struct vm_config c;
+	char err[256];
+	char *argv[] = { "run", "--kernel", "k", "--vcpus", "5",
+			 "--local-hosts", "3", NULL };
+
+	cr_assert_eq(config__parse_run(7, argv, &c, err, sizeof(err)), 0, "%s",
+		     err);
+	for (unsigned i = 0; i < 5; i++)
+		cr_expect_eq(c.vcpu_map[i], i % 3, "vCPU %u on %u", i,
+			     c.vcpu_map[i]);
+	cr_assert_eq(parse(&c, err, "--kernel", "k", "--vcpus", "3"), 0);
+	for (unsigned i = 0; i < 3; i++)
+		cr_expect_eq(c.vcpu_map[i], 0, "one host: vCPU %u on %u", i,
+			     c.vcpu_map[i]);
+}
+
 Test(ctl, request_parsing)
 {
 	char cmd[32], arg[64];
