@@ -89,7 +89,7 @@ int balancer__decide(const struct bal_cfg *c, struct bal_vcpu *v,
 		else if (v->last_jump_ms &&
 			 now_ms < v->last_jump_ms + v->gap_ms)
 			w.verdict = BAL_BACKOFF;
-		else if (d->runnable_per_core >= c->max_load)
+		else if (d->runnable_per_core > c->max_load)
 			w.verdict = BAL_BUSY;
 		else if (d->mem_pressure >= c->max_mem)
 			w.verdict = BAL_FULL;

@@ -6,6 +6,17 @@
  * every 500 ms it tells the other hosts its load (CL_LOAD: vCPUs running
  * here, cores, memory pressure), the destination's back-pressure. A vCPU's
  * back-off travels with it in its jump (vmm/jump.c).
+ *
+ * The load it reports leaves out what is on its way out: a vCPU whose
+ * last decision was a jump that back-pressure held back (the other host
+ * busy or full) does not count as runnable here, and when every vCPU here
+ * is such a one, or none runs here at all, the page cache counts as free
+ * (what fills it serves vCPUs that left or are leaving). Otherwise two vCPUs
+ * that each want the other's host (a swap: each computes on data homed where
+ * the other runs, as in bench/locality) would hold each other back for ever,
+ * each host full of the other's pages and busy with the vCPU that wants to go;
+ * and once one of them has gone, the host it left would still read full of its
+ * stale copies and hold the other back.
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,17 +29,25 @@
 #define TICK_MS 100
 #define LOAD_MS 500
 
+/* Per vCPU: its last decision here wanted a jump that back-pressure held
+ * back (under ft_lock; one cluster per process). */
+static bool held_back[VM_MAX_VCPUS];
+
 uint64_t cluster_ms(void)
 {
 	return vm__now_ns() / 1000000 + 1; /* never 0: "never" to the policy */
 }
 
-static unsigned here_count(struct vm *vm)
+/* vCPUs running here, less those held back on their way out. */
+static unsigned here_count(struct cluster *cl)
 {
+	struct vm *vm = cl->vm;
 	unsigned n = 0;
 
+	pthread_mutex_lock(&cl->ft_lock);
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
-		n += atomic_load(&vm->vcpus[i].here);
+		n += atomic_load(&vm->vcpus[i].here) && !held_back[i];
+	pthread_mutex_unlock(&cl->ft_lock);
 	return n;
 }
 
@@ -38,9 +57,13 @@ static void send_load(struct cluster *cl)
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	uint64_t budget = d->cfg.budget_pages;
 	uint32_t mem = budget ? atomic_load(&d->used) * 1000 / budget : 0;
+	unsigned n = here_count(cl);
 	uint8_t m[12];
 
-	cl_put32(m, here_count(cl->vm));
+	/* No vCPU stays here: what fills the cache serves nobody. */
+	if (!n)
+		mem = 0;
+	cl_put32(m, n);
 	cl_put32(m + 4, cores > 0 ? cores : 1);
 	cl_put32(m + 8, mem > 1000 ? 1000 : mem);
 	for (unsigned h = 0; h < cl->n; h++)
@@ -98,10 +121,13 @@ static void tick(struct cluster *cl)
 		struct vcpu *v = &vm->vcpus[i];
 		struct bal_why w;
 		char why[160];
-		if (!atomic_load(&v->here) || atomic_load(&v->jump_to) >= 0)
+		if (!atomic_load(&v->here) || atomic_load(&v->jump_to) >= 0) {
+			held_back[i] = false;
 			continue;
+		}
 		int to =
 		    balancer__decide(&cl->bal, &cl->bv[i], cl->loads, now, &w);
+		held_back[i] = w.verdict == BAL_BUSY || w.verdict == BAL_FULL;
 		if (w.verdict != BAL_NO_WINDOW && w.verdict != BAL_FEW)
 			trace__emit(TRACE_BALANCE, cl->self, i,
 				    w.best < 0 ? cl->self : (unsigned)w.best,

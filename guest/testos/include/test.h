@@ -63,6 +63,9 @@ struct ram_range {
 size_t ram_ranges(struct ram_range *r, size_t max);
 /* Carve `bytes` off the start of free RAM, 4 KiB aligned; NULL if none. */
 void *ram_alloc(uint64_t bytes);
+/* The same, from the first free RAM inside guest-physical [lo, hi); all
+ * free RAM below the block is given up too (allocation only moves up). */
+void *ram_alloc_in(uint64_t lo, uint64_t hi, uint64_t bytes);
 
 /* Sort ascending, then nearest-rank percentile (p in 0..100). */
 void stats_sort(uint64_t *v, size_t n);

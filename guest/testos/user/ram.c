@@ -55,3 +55,22 @@ void *ram_alloc(uint64_t bytes)
 	}
 	return 0;
 }
+
+void *ram_alloc_in(uint64_t lo, uint64_t hi, uint64_t bytes)
+{
+	struct ram_range r[16];
+	size_t n = ram_ranges(r, 16);
+
+	bytes = (bytes + PAGE - 1) & ~(PAGE - 1);
+	lo = (lo + PAGE - 1) & ~(PAGE - 1);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t s = r[i].start > lo ? r[i].start : lo;
+		uint64_t e = r[i].end < hi ? r[i].end : hi;
+
+		if (s < e && e - s >= bytes) {
+			alloc_top = s + bytes;
+			return (void *)s;
+		}
+	}
+	return 0;
+}
