@@ -201,16 +201,17 @@ static const uint32_t pv_msrs[] = {
 
 static void pv_off(struct vcpu *v)
 {
-	struct {
+	union {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e;
+		uint8_t b[sizeof(struct kvm_msrs) +
+			  sizeof(struct kvm_msr_entry)];
 	} m;
 
 	/* One at a time: a KVM without one of them refuses just that. */
 	for (unsigned i = 0; i < sizeof(pv_msrs) / sizeof(pv_msrs[0]); i++) {
 		memset(&m, 0, sizeof(m));
 		m.h.nmsrs = 1;
-		m.e.index = pv_msrs[i];
+		m.h.entries[0].index = pv_msrs[i];
 		ioctl(v->fd, KVM_SET_MSRS, &m);
 	}
 }
