@@ -344,8 +344,11 @@ static void stat_answer(struct cluster *cl, uint32_t seq)
 		return;
 	vm__print_stats(cl->vm, f);
 	fclose(f);
-	if (n > FABRIC_MAX_PAYLOAD - 4)
+	static const char cut[] = "slos: (cut: too long for one message)\n";
+	if (n > FABRIC_MAX_PAYLOAD - 4) {
 		n = FABRIC_MAX_PAYLOAD - 4;
+		memcpy(txt + n - (sizeof(cut) - 1), cut, sizeof(cut) - 1);
+	}
 	uint8_t *m = malloc(n + 4);
 	if (m) {
 		cl_put32(m, seq);

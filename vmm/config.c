@@ -128,13 +128,17 @@ static int hosts_parse(struct vm_config *c, const char *vmap, char *err,
 				   "makes the VM's key itself)");
 		c->nhosts = c->local_hosts;
 	}
-	if (c->nr_vcpus > VM_MAX_VCPUS && c->nhosts > 1)
+	/* APIC ID 255 is the broadcast an interrupt forwarded to a vCPU's
+	 * host would be sent to (vmm/ipi.c: physical xAPIC MSIs). */
+	if (c->nr_vcpus > VM_MAX_VCPUS - 1 && c->nhosts > 1)
 		return bad(err, errlen, "--vcpus: at most %d over hosts",
-			   VM_MAX_VCPUS);
+			   VM_MAX_VCPUS - 1);
 	/* By default the vCPUs go round the hosts (a restored VM's stay on
 	 * host 0, where the snapshot is). */
 	if (!vmap) {
-		for (unsigned i = 0; !c->restore && i < c->nr_vcpus; i++)
+		/* (Over hosts nr_vcpus fits the map: checked above.) */
+		for (unsigned i = 0;
+		     !c->restore && c->nhosts > 1 && i < c->nr_vcpus; i++)
 			c->vcpu_map[i] = i % c->nhosts;
 		return 0;
 	}

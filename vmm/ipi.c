@@ -88,7 +88,8 @@ static void put32(uint8_t *p, uint32_t v)
  *           mov $0x80b,%ecx; xor %eax,%eax; xor %edx,%edx; wrmsr; iretq
  *        1: movl $0,(%r14); iretq            r14: the xAPIC EOI register
  *   stub v: out %al,$v; jmp common           (NMI: out; iretq. An
- *           exception: out; hlt; the VMM stops the VM at the out.)
+ *           exception, 0-15 less NMI: out; hlt; the VMM stops the VM at
+ *           the out. 16-31 are legal fixed vectors for a LAPIC.)
  */
 static void trap_code(uint8_t *t)
 {
@@ -109,7 +110,7 @@ static void trap_code(uint8_t *t)
 		if (v == 2) {
 			s[2] = 0x48;
 			s[3] = 0xcf;
-		} else if (v < 32) {
+		} else if (v < 16) {
 			s[2] = 0xf4;
 			s[3] = 0xeb;
 			s[4] = 0xfd;
@@ -203,8 +204,8 @@ static void pv_off(struct vcpu *v)
 {
 	union {
 		struct kvm_msrs h;
-		uint8_t b[sizeof(struct kvm_msrs) +
-			  sizeof(struct kvm_msr_entry)];
+		uint8_t
+		    b[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
 	} m;
 
 	/* One at a time: a KVM without one of them refuses just that. */
@@ -323,9 +324,14 @@ static int drain(struct vcpu *v, bool in_trap, struct kvm_lapic_state *l)
 	if (r.rip >= stubs && r.rip < stubs + 256 * STUB_SIZE &&
 	    !((r.rip - stubs) % STUB_SIZE)) {
 		unsigned vec = (r.rip - stubs) / STUB_SIZE;
+		/* KVM moves RIP past an OUT only at the next KVM_RUN: at the
+		 * stub's first byte after its own exit, it was reported. */
+		struct kvm_run *run = v->run;
+		if (run->exit_reason == KVM_EXIT_IO && run->io.port == vec)
+			return 0;
 		if (vec == 2)
 			cl->ipi_nmi[v->id] = true;
-		else if (vec >= 32)
+		else if (vec >= 16)
 			pend_set(cl, v->id, vec);
 	}
 	return 0;
@@ -427,7 +433,7 @@ void ipi_frame(struct cluster *cl, unsigned from, const uint8_t *p, size_t len)
 	if (atomic_load(&cl->stopping) || !vm)
 		return;
 	uint32_t id = len == CL_IPI_LEN ? cl_get32(p) : VM_MAX_VCPUS;
-	if (id >= vm->cfg.nr_vcpus || p[5] > 1 || (!p[5] && p[4] < 32)) {
+	if (id >= vm->cfg.nr_vcpus || p[5] > 1 || (!p[5] && p[4] < 16)) {
 		cluster_stop(cl, VM_EXIT_CRASH, "host %u: bad CL_IPI", from);
 		return;
 	}
@@ -539,7 +545,7 @@ bool ipi_park(struct vcpu *v, bool fresh)
 		case KVM_EXIT_IO:
 			if (run->io.direction != KVM_EXIT_IO_OUT ||
 			    run->io.port > 255 ||
-			    (run->io.port < 32 && run->io.port != 2)) {
+			    (run->io.port < 16 && run->io.port != 2)) {
 				trap_fatal(
 				    v,
 				    "the vCPU's copy faulted in its trap "
@@ -701,6 +707,8 @@ int ipi_stay(struct vcpu *v, struct vcpu_state *s, char *why, size_t len)
 		r = vcpu__load(v, s, why, len);
 	}
 	cl->ipi_state[v->id] = IPI_HERE;
+	/* Here again before the hold ends, so the next holder waits for it. */
+	atomic_store(&v->here, true);
 	pthread_mutex_unlock(&vm->irq_lock);
 	vm__release(vm);
 	return r;

@@ -107,8 +107,11 @@ static bool run_on(struct vcpu *v)
 
 	pthread_mutex_lock(&vm->lock);
 	go = !atomic_load(&vm->stopping);
+	/* Nor may it enter the guest while another thread holds the VM
+	 * (vm__hold): the exit loop's EINTR path waits for the release. */
 	if (go)
-		v->run->immediate_exit = atomic_load(&v->jump_to) >= 0;
+		v->run->immediate_exit = atomic_load(&v->jump_to) >= 0 ||
+					 atomic_load(&vm->hold_req);
 	pthread_mutex_unlock(&vm->lock);
 	return go;
 }

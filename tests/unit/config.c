@@ -77,6 +77,15 @@ Test(config, vcpu_map_default_round_robin)
 	for (unsigned i = 0; i < 3; i++)
 		cr_expect_eq(c.vcpu_map[i], 0, "one host: vCPU %u on %u", i,
 			     c.vcpu_map[i]);
+	/* More vCPUs than the map holds: KVM says no later, not a crash. */
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--vcpus", "4096"), 0);
+	char *over[] = { "run", "--kernel", "k", "--vcpus", "255",
+			 "--local-hosts", "2", NULL };
+	cr_expect_eq(config__parse_run(7, over, &c, err, sizeof(err)), 0, "%s",
+		     err);
+	over[4] = "256";
+	cr_expect_eq(config__parse_run(7, over, &c, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "at most 255 over hosts"), "%s", err);
 }
 
 Test(ctl, request_parsing)
