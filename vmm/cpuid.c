@@ -119,6 +119,8 @@ int cpuid__shape(struct kvm_cpuid2 *c, const struct cpuid_opts *o)
 			memset(&c->entries[i].eax, 0, 16);
 	if (o->nr_vcpus && topology(c, o->nr_vcpus, max_basic))
 		return -1;
+	if (o->over_hosts && (e = cpuid__find(c, KVM_SIG_LEAF + 1, 0)))
+		e->eax &= ~CPUID_KVM_LOCAL;
 	e = cpuid__find(c, KVM_SIG_LEAF, 0);
 	if (e && o->tsc_khz) {
 		struct kvm_cpuid_entry2 *t;

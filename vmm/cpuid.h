@@ -32,7 +32,27 @@ struct cpuid_opts {
 	unsigned nr_vcpus;
 	uint32_t tsc_khz;  /* 0: not known, no timing leaf */
 	bool tsc_deadline; /* KVM_CAP_TSC_DEADLINE_TIMER */
+	/* A VM over several hosts: no paravirtual feature whose host side
+	 * stays with the host a vCPU left (CPUID_KVM_LOCAL). */
+	bool over_hosts;
 };
+
+/*
+ * KVM's paravirtual features (leaf 0x40000001 EAX) that cannot follow a
+ * vCPU to another host: a PV spinlock's kick (KVM_HC_KICK_CPU) only sets
+ * a flag in the LAPIC it reaches, a parked copy's, with no interrupt
+ * for the copy to catch, so a waiter halted with interrupts off on
+ * another host would never wake; an async page fault's "page ready"
+ * comes from the host the fault was taken on, after the vCPU may have
+ * left it.
+ */
+#define CPUID_KVM_ASYNC_PF	  (1u << 4)
+#define CPUID_KVM_PV_UNHALT	  (1u << 7)
+#define CPUID_KVM_ASYNC_PF_VMEXIT (1u << 10)
+#define CPUID_KVM_ASYNC_PF_INT	  (1u << 14)
+#define CPUID_KVM_LOCAL                                                    \
+	(CPUID_KVM_ASYNC_PF | CPUID_KVM_PV_UNHALT |                       \
+	 CPUID_KVM_ASYNC_PF_VMEXIT | CPUID_KVM_ASYNC_PF_INT)
 
 /*
  * Shape c (KVM_GET_SUPPORTED_CPUID's answer, room for CPUID_MAX_ENT

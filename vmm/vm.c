@@ -147,6 +147,7 @@ static int kvm_setup(struct vm *vm)
 		.tsc_khz = khz > 0 ? (uint32_t)khz : 0,
 		.tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION,
 				      KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+		.over_hosts = vm->cfg.nhosts > 1,
 	};
 	if (cpuid__shape(vm->cpuid, &co))
 		return fail("CPUID: too many entries");
@@ -174,10 +175,15 @@ static char *full_cmdline(struct vm *vm)
 {
 	const char *user = vm->cfg.cmdline ? vm->cfg.cmdline : "console=ttyS0";
 	const char *extra = vm->pvm ? pvm__cmdline() : "";
+	/* Over hosts, the paravirtual features that cannot follow a vCPU
+	 * (cpuid.h, CPUID_KVM_LOCAL) are off in CPUID; under PVM the guest
+	 * reads the host's CPUID, so they are switched off here too. */
+	const char *hosts = vm->cfg.nhosts > 1 ? "nopvspin no-kvmapf " : "";
 	char *s;
 
 	/* The user's options come last so that they win. */
-	if (asprintf(&s, "%s%s%s", extra, *extra ? " " : "", user) < 0)
+	if (asprintf(&s, "%s%s%s%s", extra, *extra ? " " : "", hosts, user) <
+	    0)
 		return NULL;
 	return s;
 }

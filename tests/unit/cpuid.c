@@ -29,6 +29,7 @@ static struct kvm_cpuid2 *supported(void)
 	     .ebx = 9,
 	     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX},
 	    {.function = 0x40000000, .eax = 0x40000001},
+	    {.function = 0x40000001, .eax = 0x1ffff},
 	    {.function = 0x80000001, .ecx = CPUID_SVM},
 	    {.function = 0x80000008, .ecx = 0xffff},
 	    {.function = 0x8000000a, .eax = 1, .ebx = 8, .edx = 0xff},
@@ -112,6 +113,25 @@ Test(cpuid, each_vcpu_its_apic_id)
 	cr_expect_eq(cpuid__find(c, 1, 0)->ebx & 0xff00, 0x0800,
 		     "CLFLUSH size kept");
 	free(c);
+}
+
+/* Over hosts: no PV spinlock kicks, no async page faults (their host
+ * side stays where the vCPU was); every other PV feature stays. */
+Test(cpuid, over_hosts_no_host_local_pv_features)
+{
+	struct kvm_cpuid2 *c = supported(), *d = supported();
+	struct cpuid_opts o = {.nr_vcpus = 2}, h = {.nr_vcpus = 2,
+						    .over_hosts = true};
+
+	cr_assert_eq(cpuid__shape(c, &o), 0);
+	cr_assert_eq(cpuid__shape(d, &h), 0);
+	cr_expect_eq(cpuid__find(c, 0x40000001, 0)->eax, 0x1ffff);
+	cr_expect_eq(cpuid__find(d, 0x40000001, 0)->eax,
+		     0x1ffff & ~CPUID_KVM_LOCAL);
+	cr_expect(cpuid__find(d, 0x40000001, 0)->eax & (1u << 11),
+		  "PV send-IPI stays (its IPIs reach the copies)");
+	free(c);
+	free(d);
 }
 
 Test(cpuid, full_table_refused)
