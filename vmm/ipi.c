@@ -424,11 +424,26 @@ static void send_all(struct cluster *cl, const struct fwd *f, unsigned n)
 		send_fwd(cl, &f[i]);
 }
 
+/* One interrupt for vCPU id, counted in *count, routed, sent on. */
+static void route_one(struct cluster *cl, unsigned id, unsigned vec, bool nmi,
+		      unsigned hops, uint64_t *count)
+{
+	struct fwd f;
+	bool out;
+
+	pthread_mutex_lock(&cl->vm->irq_lock);
+	(*count)++;
+	out = route(cl, id, vec, nmi, hops, &f);
+	if (out)
+		cl->ipi_sent++;
+	pthread_mutex_unlock(&cl->vm->irq_lock);
+	if (out)
+		send_fwd(cl, &f);
+}
+
 void ipi_frame(struct cluster *cl, unsigned from, const uint8_t *p, size_t len)
 {
 	struct vm *vm = cl->vm;
-	struct fwd f;
-	bool out;
 
 	if (atomic_load(&cl->stopping) || !vm)
 		return;
@@ -437,32 +452,15 @@ void ipi_frame(struct cluster *cl, unsigned from, const uint8_t *p, size_t len)
 		cluster_stop(cl, VM_EXIT_CRASH, "host %u: bad CL_IPI", from);
 		return;
 	}
-	pthread_mutex_lock(&vm->irq_lock);
-	cl->ipi_in++;
-	out = route(cl, id, p[4], p[5], p[6] + 1u, &f);
-	if (out)
-		cl->ipi_sent++;
-	pthread_mutex_unlock(&vm->irq_lock);
-	if (out)
-		send_fwd(cl, &f);
+	route_one(cl, id, p[4], p[5], p[6] + 1u, &cl->ipi_in);
 }
 
 /* The copy's stub reported vector vec. */
 static void caught(struct vcpu *v, unsigned vec)
 {
 	struct cluster *cl = v->vm->cl;
-	struct vm *vm = v->vm;
-	struct fwd f;
-	bool out;
 
-	pthread_mutex_lock(&vm->irq_lock);
-	cl->ipi_caught++;
-	out = route(cl, v->id, vec, vec == 2, 0, &f);
-	if (out)
-		cl->ipi_sent++;
-	pthread_mutex_unlock(&vm->irq_lock);
-	if (out)
-		send_fwd(cl, &f);
+	route_one(cl, v->id, vec, vec == 2, 0, &cl->ipi_caught);
 }
 
 /* ---- the copy's thread ---- */

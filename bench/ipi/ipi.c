@@ -22,159 +22,24 @@
  *
  * usage: ipi [--slos BIN] [--testos ELF] [--n N]
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "bench/bench.h"
 
 #include "vmm/pvm.h"
 
-#define NS0    "slosib0"
-#define NS1    "slosib1"
-#define MSG    16
 #define WARMUP 16 /* as the test OS's ipi-pingpong */
+#define MSG    16
 
-static double now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The test OS's percentile (user/stats.c): element (n * p - 1) / 100. */
-static double pct(double *v, int n, int p)
-{
-	qsort(v, n, sizeof(*v), cmp);
-	return v[(n * p - 1) / 100 < 0 ? 0 : (n * p - 1) / 100];
-}
-
-static void del_ns(void)
-{
-	if (system("ip netns del " NS0 " 2>/dev/null; ip netns del " NS1
-		   " 2>/dev/null"))
-		return;
-}
+static const struct bench_floor floor_ns = {.ns0 = "slosib0",
+					    .ns1 = "slosib1",
+					    .if0 = "ib0",
+					    .if1 = "ib1",
+					    .net = "10.98.1",
+					    .port = 7198};
 
 static void die(const char *what)
 {
 	fprintf(stderr, "bench/ipi: %s: %s\n", what, strerror(errno));
-	del_ns();
 	exit(2);
-}
-
-static void in_ns(const char *ns)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/run/netns/%s", ns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || setns(fd, CLONE_NEWNET))
-		die(path);
-	close(fd);
-}
-
-static int full(int fd, void *p, size_t n, bool wr)
-{
-	for (size_t k = 0; k < n;) {
-		ssize_t r = wr ? write(fd, (char *)p + k, n - k)
-			       : read(fd, (char *)p + k, n - k);
-		if (r <= 0)
-			return -1;
-		k += r;
-	}
-	return 0;
-}
-
-/* The floor: WARMUP + n round trips of MSG bytes each way, NS0 -> NS1. */
-static void floor_tcp(int n, double *t)
-{
-	int p[2], one = 1;
-	pid_t srv, cli;
-	char r;
-
-	del_ns(); /* a run that was killed may have left them */
-	if (system("ip netns add " NS0 " && ip netns add " NS1 " && "
-		   "ip link add ib0 netns " NS0 " type veth peer name ib1 "
-		   "netns " NS1 " && "
-		   "ip -n " NS0 " addr add 10.98.1.1/24 dev ib0 && "
-		   "ip -n " NS1 " addr add 10.98.1.2/24 dev ib1 && "
-		   "ip -n " NS0 " link set ib0 up && ip -n " NS1
-		   " link set ib1 up && ip -n " NS0 " link set lo up && "
-		   "ip -n " NS1 " link set lo up"))
-		die("network namespaces");
-	if (pipe(p))
-		die("pipe");
-	srv = fork();
-	if (srv == 0) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_port = htons(7198)};
-		char buf[MSG];
-		in_ns(NS1);
-		int l = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(l, (void *)&a, sizeof(a)) || listen(l, 1))
-			_exit(1);
-		if (write(p[1], "r", 1) != 1)
-			_exit(1);
-		int c = accept(l, NULL, NULL);
-		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		while (!full(c, buf, MSG, false) && !full(c, buf, MSG, true))
-			;
-		_exit(0);
-	}
-	if (read(p[0], &r, 1) != 1)
-		die("responder");
-	cli = fork();
-	if (cli == 0) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_port = htons(7198)};
-		char buf[MSG] = {0};
-		in_ns(NS0);
-		inet_pton(AF_INET, "10.98.1.2", &a.sin_addr);
-		int c = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (connect(c, (void *)&a, sizeof(a)))
-			_exit(1);
-		for (int i = 0; i < WARMUP + n; i++) {
-			double t0 = now_us(), d;
-			if (full(c, buf, MSG, true) || full(c, buf, MSG, false))
-				_exit(1);
-			d = now_us() - t0;
-			if (i >= WARMUP &&
-			    write(p[1], &d, sizeof(d)) != sizeof(d))
-				_exit(1);
-		}
-		_exit(0);
-	}
-	for (int i = 0; i < n; i++)
-		if (full(p[0], &t[i], sizeof(t[i]), false))
-			die("TCP floor");
-	waitpid(cli, NULL, 0);
-	kill(srv, SIGKILL);
-	waitpid(srv, NULL, 0);
-	close(p[0]);
-	close(p[1]);
-	del_ns();
 }
 
 struct run {
@@ -258,8 +123,12 @@ int main(int argc, char **argv)
 	double *t = calloc(n, sizeof(double));
 	if (!t)
 		die("calloc");
-	floor_tcp(n, t);
-	double f50 = pct(t, n, 50), f99 = pct(t, n, 99);
+	const char *why;
+	if (bench__tcp_floor(&floor_ns, WARMUP, n, MSG, MSG, t, &why)) {
+		fprintf(stderr, "bench/ipi: TCP floor: %s\n", why);
+		return 2;
+	}
+	double f50 = bench__pct(t, n, 50), f99 = bench__pct(t, n, 99);
 
 	struct run runs[3] = {
 	    {.label = "local, 1 host, 2 vCPUs, spinning partner"},

@@ -22,21 +22,9 @@
  * usage: jump [--slos BIN] [--testos ELF] [--n N] [--floor-n N] [--strict]
  *   --strict: exit 3 when the target is missed.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "bench/bench.h"
 
 #include "fabric/wire.h"
 #include "vmm/cpuid.h"
@@ -45,35 +33,16 @@
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
-#define NS0 "slosjb0"
-#define NS1 "slosjb1"
-
-static double now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, int n, int p)
-{
-	qsort(v, n, sizeof(*v), cmp);
-	return v[(n * p - 1) / 100 < 0 ? 0 : (n * p - 1) / 100];
-}
+static const struct bench_floor floor_ns = {.ns0 = "slosjb0",
+					    .ns1 = "slosjb1",
+					    .if0 = "jb0",
+					    .if1 = "jb1",
+					    .net = "10.98.0",
+					    .port = 7199};
 
 static void die(const char *what)
 {
 	fprintf(stderr, "bench/jump: %s: %s\n", what, strerror(errno));
-	system("ip netns del " NS0 " 2>/dev/null; ip netns del " NS1
-	       " 2>/dev/null");
 	exit(2);
 }
 
@@ -122,7 +91,7 @@ static size_t floor_a(int n, double *t)
 	for (int i = 0; i < n; i++) {
 		struct vcpu *from = &(i % 2 ? b : a).vcpus[0];
 		struct vcpu *to = &(i % 2 ? a : b).vcpus[0];
-		double t0 = now_us();
+		double t0 = bench__now_us();
 		if (vcpu__save(from, &s, err, sizeof(err)))
 			die(err);
 		len = vcpu__state_encode(&s, buf, sizeof(buf));
@@ -133,101 +102,9 @@ static size_t floor_a(int n, double *t)
 				d.msrs[k] = d.msrs[--d.nr_msrs];
 		if (vcpu__load(to, &d, err, sizeof(err)))
 			die(err);
-		t[i] = now_us() - t0;
+		t[i] = bench__now_us() - t0;
 	}
 	return len + 28; /* and the jump's header */
-}
-
-static void in_ns(const char *ns)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/run/netns/%s", ns);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || setns(fd, CLONE_NEWNET))
-		die(path);
-	close(fd);
-}
-
-static int full(int fd, void *p, size_t n, bool wr)
-{
-	for (size_t k = 0; k < n;) {
-		ssize_t r = wr ? write(fd, (char *)p + k, n - k)
-			       : read(fd, (char *)p + k, n - k);
-		if (r <= 0)
-			return -1;
-		k += r;
-	}
-	return 0;
-}
-
-/* Floor B: n round trips of `bytes` out, 16 back, NS0 -> NS1. */
-static void floor_b(int n, size_t bytes, double *t)
-{
-	int p[2], one = 1;
-	pid_t srv;
-
-	if (system("ip netns add " NS0 " && ip netns add " NS1 " && "
-		   "ip link add jb0 netns " NS0 " type veth peer name jb1 "
-		   "netns " NS1 " && "
-		   "ip -n " NS0 " addr add 10.98.0.1/24 dev jb0 && "
-		   "ip -n " NS1 " addr add 10.98.0.2/24 dev jb1 && "
-		   "ip -n " NS0 " link set jb0 up && ip -n " NS1
-		   " link set jb1 up && ip -n " NS0 " link set lo up && "
-		   "ip -n " NS1 " link set lo up"))
-		die("network namespaces (root?)");
-	if (pipe(p))
-		die("pipe");
-	srv = fork();
-	if (srv == 0) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_port = htons(7199)};
-		char *buf = malloc(bytes);
-		in_ns(NS1);
-		int l = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(l, (void *)&a, sizeof(a)) || listen(l, 1))
-			_exit(1);
-		write(p[1], "r", 1);
-		int c = accept(l, NULL, NULL);
-		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		while (!full(c, buf, bytes, false) && !full(c, buf, 16, true))
-			;
-		_exit(0);
-	}
-	char r;
-	if (read(p[0], &r, 1) != 1)
-		die("responder");
-	pid_t cli = fork();
-	if (cli == 0) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_port = htons(7199)};
-		char *buf = calloc(1, bytes);
-		in_ns(NS0);
-		inet_pton(AF_INET, "10.98.0.2", &a.sin_addr);
-		int c = socket(AF_INET, SOCK_STREAM, 0);
-		setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (connect(c, (void *)&a, sizeof(a)))
-			_exit(1);
-		for (int i = 0; i < n; i++) {
-			double t0 = now_us();
-			if (full(c, buf, bytes, true) ||
-			    full(c, buf, 16, false))
-				_exit(1);
-			t[i] = now_us() - t0;
-			if (write(p[1], &t[i], sizeof(t[i])) != sizeof(t[i]))
-				_exit(1);
-		}
-		_exit(0);
-	}
-	for (int i = 0; i < n; i++)
-		if (full(p[0], &t[i], sizeof(t[i]), false))
-			die("TCP floor");
-	waitpid(cli, NULL, 0);
-	kill(srv, SIGKILL);
-	waitpid(srv, NULL, 0);
-	system("ip netns del " NS0 "; ip netns del " NS1);
 }
 
 struct host_figs {
@@ -265,9 +142,13 @@ int main(int argc, char **argv)
 	double *ta = calloc(fn, sizeof(double)),
 	       *tb = calloc(fn, sizeof(double));
 	size_t bytes = floor_a(fn, ta);
-	floor_b(fn, bytes, tb);
-	double a50 = pct(ta, fn, 50), a99 = pct(ta, fn, 99);
-	double b50 = pct(tb, fn, 50), b99 = pct(tb, fn, 99);
+	const char *why;
+	if (bench__tcp_floor(&floor_ns, 0, fn, bytes, 16, tb, &why)) {
+		fprintf(stderr, "bench/jump: floor B: %s\n", why);
+		return 2;
+	}
+	double a50 = bench__pct(ta, fn, 50), a99 = bench__pct(ta, fn, 99);
+	double b50 = bench__pct(tb, fn, 50), b99 = bench__pct(tb, fn, 99);
 
 	char cmd[1024];
 	snprintf(cmd, sizeof(cmd),
