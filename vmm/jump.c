@@ -231,6 +231,8 @@ static bool refused(struct vcpu *v, unsigned to, const char *why,
 {
 	struct cluster *cl = v->vm->cl;
 	char err[WHY_MAX + 1];
+	/* Gone from here for a moment (ipi_stay makes it here again). */
+	bool back = !atomic_load(&v->here);
 
 	if (s && ipi_stay(v, s, err, sizeof(err))) {
 		free(s);
@@ -241,7 +243,7 @@ static bool refused(struct vcpu *v, unsigned to, const char *why,
 		return false;
 	}
 	free(s);
-	if (!atomic_exchange(&v->here, true))
+	if (!atomic_exchange(&v->here, true) || back)
 		trace__emit(TRACE_RUN_BEGIN, cl->self, v->id, 0, 0, 0, 0);
 	fprintf(stderr,
 		"slos: vcpu %d: jump to host %u failed (%s): it runs on at "
