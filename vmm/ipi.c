@@ -499,13 +499,8 @@ bool ipi_park(struct vcpu *v, bool fresh)
 		unsigned n = 0;
 		vm__hold(vm, v);
 		pthread_mutex_lock(&vm->irq_lock);
-		if (ioctl(v->fd, KVM_GET_LAPIC, &l) < 0)
-			r = -errno;
+		r = drain(v, false, &l);
 		if (!r) {
-			for (unsigned i = 0; i < 8; i++)
-				cl->ipi_pend[v->id][i / 2] |=
-				    (uint64_t)*reg(&l, LAPIC_IRR + i * 16)
-				    << (32 * (i % 2));
 			sanitize(&l);
 			if (ioctl(v->fd, KVM_SET_LAPIC, &l) < 0)
 				r = -errno;
@@ -591,6 +586,30 @@ static void merge(struct cluster *cl, unsigned id, struct vcpu_state *s)
 	cl->ipi_nmi[id] = false;
 }
 
+/*
+ * Under the hold and irq_lock: what the copy holds (drain, into l: its
+ * LAPIC as read) and pend go into s, which is loaded. held (if given):
+ * pend as it was before the merge. -2 if the copy could not be read.
+ */
+static int load_merged(struct vcpu *v, struct vcpu_state *s, bool in_trap,
+		       struct kvm_lapic_state *l, uint64_t held[4],
+		       bool *held_nmi, char *why, size_t len)
+{
+	struct cluster *cl = v->vm->cl;
+	int r = drain(v, in_trap, l);
+
+	if (r) {
+		snprintf(why, len, "the copy's state: %s", strerror(-r));
+		return -2;
+	}
+	if (held) {
+		memcpy(held, cl->ipi_pend[v->id], sizeof(cl->ipi_pend[0]));
+		*held_nmi = cl->ipi_nmi[v->id];
+	}
+	merge(cl, v->id, s);
+	return vcpu__load(v, s, why, len);
+}
+
 int ipi_handover_in(struct vcpu *v, struct vcpu_state *s, bool in_trap,
 		    unsigned from, char *why, size_t len)
 {
@@ -598,30 +617,20 @@ int ipi_handover_in(struct vcpu *v, struct vcpu_state *s, bool in_trap,
 	struct cluster *cl = vm->cl;
 	struct kvm_lapic_state empty;
 	uint64_t held[4];
-	bool held_nmi = false, drained = false;
+	bool held_nmi = false;
 	struct fwd f[257];
 	unsigned n = 0;
 	int r;
 
 	vm__hold(vm, v);
 	pthread_mutex_lock(&vm->irq_lock);
-	r = drain(v, in_trap, &empty);
-	if (r) {
-		snprintf(why, len, "the copy's state: %s", strerror(-r));
-		r = -1;
-	} else {
-		drained = true;
-		memcpy(held, cl->ipi_pend[v->id], sizeof(held));
-		held_nmi = cl->ipi_nmi[v->id];
-		merge(cl, v->id, s);
-		r = vcpu__load(v, s, why, len);
-	}
+	r = load_merged(v, s, in_trap, &empty, held, &held_nmi, why, len);
 	if (r) {
 		/* It stays at the source: what came for it goes back (the
 		 * merge emptied pend into the state, which is dropped), and
 		 * the copy's LAPIC is left empty, not holding the state's
 		 * IRR (vmm/ipi.pml found both: a loss and a double). */
-		if (drained) {
+		if (r != -2) {
 			memcpy(cl->ipi_pend[v->id], held, sizeof(held));
 			cl->ipi_nmi[v->id] = held_nmi;
 			sanitize(&empty);
@@ -632,6 +641,7 @@ int ipi_handover_in(struct vcpu *v, struct vcpu_state *s, bool in_trap,
 		}
 		cl->ipi_state[v->id] = IPI_AWAY;
 		n = take_pend(cl, v->id, from, f);
+		r = -1;
 	} else {
 		cl->ipi_state[v->id] = IPI_HERE;
 		atomic_store(&v->here, true);
@@ -690,20 +700,12 @@ int ipi_stay(struct vcpu *v, struct vcpu_state *s, char *why, size_t len)
 {
 	struct vm *vm = v->vm;
 	struct cluster *cl = vm->cl;
-	int r;
-
 	struct kvm_lapic_state l;
+	int r;
 
 	vm__hold(vm, v);
 	pthread_mutex_lock(&vm->irq_lock);
-	r = drain(v, false, &l);
-	if (r) {
-		snprintf(why, len, "the copy's LAPIC: %s", strerror(-r));
-		r = -1;
-	} else {
-		merge(cl, v->id, s);
-		r = vcpu__load(v, s, why, len);
-	}
+	r = load_merged(v, s, false, &l, NULL, NULL, why, len) ? -1 : 0;
 	cl->ipi_state[v->id] = IPI_HERE;
 	/* Here again before the hold ends, so the next holder waits for it. */
 	atomic_store(&v->here, true);

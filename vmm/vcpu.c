@@ -419,9 +419,13 @@ void *vcpu__thread(void *arg)
 	while (!atomic_load(&vm->stopping)) {
 		if (vm->pvm)
 			pvm_syscall__prepare(v);
-		atomic_store(&v->in_guest, true);
+		/* Only a VM over hosts is ever held (vm__hold): a single
+		 * host's exit loop keeps its two atomic stores off. */
+		if (vm->cl)
+			atomic_store(&v->in_guest, true);
 		int r = ioctl(v->fd, KVM_RUN, 0);
-		atomic_store(&v->in_guest, false);
+		if (vm->cl)
+			atomic_store(&v->in_guest, false);
 		if (v->prof.armed)
 			profile__tick(v);
 		if (v->accel.armed)
