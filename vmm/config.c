@@ -18,6 +18,9 @@ const char config_run_usage[] =
 	"                [--hosts ADDR:PORT,... --key FILE | --local-hosts N]\n"
 	"                [--vcpu-map H,H,...] [--mem-map contiguous|interleave]\n"
 	"                [--host-mem SIZE] [--trace FILE] [--balance off|locality]\n"
+	"                [--disk FILE[,ro][,host=N]]... [--rng]\n"
+	"                [--net tap[,name=TAP][,mac=MAC][,host=N]]...\n"
+	"                [--console uart|virtio]\n"
 	"       slos run --restore DIR [--prefetch] [--name NAME] [--stats] ...\n"
 	"  SIZE: bytes, or with a K, M, G or T suffix (512M, 2G)\n"
 	"  --snapshot-when: snapshot into DIR and exit when a console line\n"
@@ -28,7 +31,9 @@ const char config_run_usage[] =
 	"  --host-mem: guest pages a host\n"
 	"  may hold before it evicts; --trace: what the vCPUs did (runs, jumps,\n"
 	"  faults) as trace-event JSON for ui.perfetto.dev; --balance locality:\n"
-	"  jump vCPUs to the host that holds the pages they fault on\n";
+	"  jump vCPUs to the host that holds the pages they fault on\n"
+	"  --disk, --net, --rng: virtio-mmio devices (docs/virtio.md), on\n"
+	"  host N (default 0); --console virtio: hvc0 instead of ttyS0\n";
 
 int config__parse_size(const char *s, uint64_t *out)
 {
@@ -209,6 +214,10 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		{ "host-mem", required_argument, NULL, 'B' },
 		{ "trace", required_argument, NULL, 'X' },
 		{ "balance", required_argument, NULL, 'b' },
+		{ "disk", required_argument, NULL, 'D' },
+		{ "net", required_argument, NULL, 'E' },
+		{ "rng", no_argument, NULL, 'r' },
+		{ "console", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -372,6 +381,31 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 					   "1M, in whole pages",
 					   optarg);
 			break;
+		case 'D':
+		case 'E':
+		case 'r':
+			if (c->nr_vdevs == VIRTIO_MAX_DEVS - 1)
+				return bad(err, errlen,
+					   "too many virtio devices (at most "
+					   "%u)",
+					   VIRTIO_MAX_DEVS - 1);
+			struct virtio_spec *s = &c->vdevs[c->nr_vdevs];
+			if (o == 'r')
+				*s = (struct virtio_spec){.kind = VIRTIO_RNG};
+			else if ((o == 'D' ? virtio__parse_disk
+					   : virtio__parse_net)(optarg, s, err,
+								errlen))
+				return -1;
+			c->nr_vdevs++;
+			break;
+		case 'C':
+			if (!strcmp(optarg, "virtio"))
+				c->vconsole = true;
+			else if (strcmp(optarg, "uart"))
+				return bad(err, errlen,
+					   "--console '%s': uart or virtio",
+					   optarg);
+			break;
 		case 'h':
 			return 1;
 		default:
@@ -384,10 +418,22 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 			   argv[optind]);
 	if (hosts_parse(c, vmap, err, errlen))
 		return -1;
+	for (unsigned i = 0; i < c->nr_vdevs; i++)
+		if (c->vdevs[i].host >= c->nhosts)
+			return bad(err, errlen,
+				   "%s%u: host=%u, but the VM has %u host%s",
+				   virtio__kind_name(c->vdevs[i].kind), i,
+				   c->vdevs[i].host, c->nhosts,
+				   c->nhosts == 1 ? "" : "s");
 	if (c->balance && c->nhosts < 2)
 		return bad(err, errlen,
 			   "--balance locality: the VM runs on one host "
 			   "(--hosts or --local-hosts)");
+	if ((c->snapshot_when || c->restore) && (c->nr_vdevs || c->vconsole))
+		return bad(err, errlen,
+			   "snapshots do not hold virtio devices' state yet: "
+			   "--snapshot-when and --restore go without --disk, "
+			   "--net, --rng and --console virtio");
 	if (!c->snapshot_when != !c->snapshot_to)
 		return bad(err, errlen,
 			   "--snapshot-when and --snapshot-to go together");

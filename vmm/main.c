@@ -61,7 +61,20 @@ struct console {
 	bool eof, ctrl_a;
 };
 
-/* Forward pending stdin bytes the UART has room for. */
+/* The guest's console: hvc0 with --console virtio, else COM1. */
+static size_t console_in(struct vm *vm, const uint8_t *b, size_t n)
+{
+	return vm->vcon ? virtio__console_in(vm->vcon, b, n)
+			: uart__input(vm->uart, b, n);
+}
+
+static size_t console_space(struct vm *vm)
+{
+	return vm->vcon ? virtio__console_space(vm->vcon)
+			: uart__rx_space(vm->uart);
+}
+
+/* Forward pending stdin bytes the console has room for. */
 static void console_pump(struct vm *vm, struct console *c)
 {
 	if (c->off == c->len && !c->eof) {
@@ -90,13 +103,12 @@ static void console_pump(struct vm *vm, struct console *c)
 			c->off++;
 			continue;
 		}
-		if (uart__input(vm->uart, &b, 1) != 1)
+		if (console_in(vm, &b, 1) != 1)
 			return;
 		c->off++;
 	}
 	if (!tty_raw)
-		c->off += uart__input(vm->uart, c->buf + c->off,
-				      c->len - c->off);
+		c->off += console_in(vm, c->buf + c->off, c->len - c->off);
 }
 
 /* --snapshot-when: the UART's line hook (a vCPU thread) matches and parks
@@ -193,7 +205,7 @@ static int main_loop(struct vm *vm, int ctl_fd, int sfd,
 
 	while (!atomic_load(&vm->stopping)) {
 		bool want_in = !con.eof && (con.off < con.len ||
-					    uart__rx_space(vm->uart) > 0);
+					    console_space(vm) > 0);
 		struct pollfd p[5] = {
 			{ .fd = vm->stop_efd, .events = POLLIN },
 			{ .fd = want_in && con.off == con.len ? STDIN_FILENO

@@ -173,7 +173,9 @@ static int mem_setup(struct vm *vm)
 
 static char *full_cmdline(struct vm *vm)
 {
-	const char *user = vm->cfg.cmdline ? vm->cfg.cmdline : "console=ttyS0";
+	const char *user = vm->cfg.cmdline	? vm->cfg.cmdline
+			   : vm->cfg.vconsole ? "console=hvc0"
+					      : "console=ttyS0";
 	const char *extra = vm->pvm ? pvm__cmdline() : "";
 	/* Over hosts, the paravirtual features that cannot follow a vCPU
 	 * (cpuid.h, CPUID_KVM_LOCAL) are off in CPUID; under PVM the guest
@@ -215,14 +217,15 @@ static int load(struct vm *vm, uint64_t *entry)
 			return fail("%s", err);
 		bi.initrd_size = len;
 	}
-	static const struct acpi_mmio_dev com1 = {
+	struct acpi_mmio_dev devs[1 + VIRTIO_MAX_DEVS] = {{
 		.hid = "PNP0501", .base = UART_COM1_BASE, .size = 8,
 		.gsi = UART_COM1_IRQ, .edge = true, .io = true,
-	};
+	}};
+	unsigned ndevs = 1 + virtio__acpi_devs(&vm->cfg, devs + 1);
 	struct acpi_config ac = { .nr_vcpus = vm->cfg.nr_vcpus,
 				  .ioapic_base = IOAPIC_BASE,
 				  .ioapic_id = vm->cfg.nr_vcpus,
-				  .nr_devs = 1, .devs = &com1,
+				  .nr_devs = ndevs, .devs = devs,
 				  .vmgenid_gpa = MEM_VMGENID,
 				  .ged_gsi = VMGENID_GSI };
 	/* Over hosts APs start through the mailbox, never by INIT/SIPI
@@ -262,8 +265,10 @@ static int devices_setup(struct vm *vm)
 {
 	if (vm->cl && cluster__devices(vm))
 		return fail("device registration failed");
+	if (virtio__attach(vm))
+		return -1;
 	if (vm->cfg.host)
-		return 0; /* a member host: host 0 has the devices */
+		return 0; /* a member host: host 0 has the rest */
 	vm->ioapic = ioapic__new(vm->vm_fd, IOAPIC_BASE, vm->cfg.nr_vcpus);
 	vm->uart = uart__new(STDOUT_FILENO, uart_irq, vm);
 	if (!vm->ioapic || !vm->uart)
@@ -379,6 +384,8 @@ int vm__start(struct vm *vm)
 	if (r)
 		return fail("fault engine: %s", strerror(-r));
 	if (vm->restore && restore__start(vm))
+		return -1;
+	if (virtio__start_all(vm))
 		return -1;
 	if (!vm->cfg.host)
 		cluster__clocks(vm);
@@ -593,6 +600,7 @@ void vm__print_stats(struct vm *vm, FILE *f)
 	if (vm->pvm && f == stderr)
 		pvm__print_stats();
 	cluster__print_stats(vm, f);
+	virtio__print_stats(vm, f);
 }
 
 void vm__exit(struct vm *vm)
@@ -611,7 +619,10 @@ void vm__exit(struct vm *vm)
 	free(vm->vcpus);
 	vm->vcpus = NULL;
 	restore__exit(vm);
+	/* After the fault engine: a device blocked on a page the DSM will
+	 * no longer serve is let go when its userfaultfd closes. */
 	fault__exit(&vm->fault);
+	virtio__detach(vm);
 	uart__free(vm->uart);
 	ioapic__free(vm->ioapic);
 	vm->uart = NULL;

@@ -20,6 +20,7 @@
 #include "vmm/mem.h"
 #include "vmm/profile.h"
 #include "vmm/pvm.h"
+#include "vmm/virtio/virtio.h"
 
 /* Exit statuses of `slos run` (a test-exit device picks its own). */
 #define VM_EXIT_OK	0 /* power-off, reboot, `ctl stop` */
@@ -91,6 +92,11 @@ struct vm_config {
 	const char *const *host_addrs; /* host 0: [1..nhosts) to connect */
 	const uint8_t *key;	       /* host 0: the VM's fabric key */
 	struct cluster *member;	       /* a member host: its cluster */
+	/* virtio devices (--disk, --net, --rng), in window order; with
+	 * vconsole (--console virtio) a console is the last one. */
+	struct virtio_spec vdevs[VIRTIO_MAX_DEVS];
+	unsigned nr_vdevs;
+	bool vconsole;
 };
 
 struct vm {
@@ -106,6 +112,8 @@ struct vm {
 	struct io_bus pio, mmio;
 	struct uart *uart;
 	struct ioapic *ioapic;
+	struct virtio_dev *vdev[VIRTIO_MAX_DEVS]; /* this host's, or NULL */
+	struct virtio_dev *vcon;		  /* --console virtio */
 	atomic_bool stopping;
 	int exit_status;
 	int stop_efd; /* readable once the VM has stopped */
