@@ -9,6 +9,8 @@ pkgs=(
 	liburing-dev libcriterion-dev libsodium-dev libibverbs-dev
 	liblzma-dev liblz4-dev libzstd-dev zlib1g-dev
 	spin iproute2 acpica-tools
+	# virtio-blk tests build and read ext2 images without mounting them
+	e2fsprogs
 	# a test that finds a process stuck shows its stacks
 	gdb
 	# the Linux guests (scripts/build-linux-guest.sh)

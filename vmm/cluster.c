@@ -249,26 +249,22 @@ static void on_dsm(struct cluster *cl, struct peer *pe, const void *p,
 static void on_io(struct cluster *cl, struct peer *pe, const uint8_t *p,
 		  size_t len)
 {
-	uint8_t out[12];
-
 	if (len != 24 || cl->self != 0 || !cl->vm) {
 		cluster_stop(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
 		return;
 	}
 	unsigned size = p[5];
-	bool mmio = p[4], wr = p[6];
+	bool mmio = p[4];
 	uint64_t addr = cl_get64(p + 8);
-	uint8_t data[8];
 	if ((size != 1 && size != 2 && size != 4 && size != 8) || p[4] > 1 ||
 	    p[6] > 1 || (!mmio && addr > 0xffff)) {
 		cluster_stop(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
 		return;
 	}
-	memcpy(data, p + 16, 8);
-	io__access(mmio ? &cl->vm->mmio : &cl->vm->pio, addr, data, size, wr);
-	memcpy(out, p, 4);
-	memcpy(out + 4, data, 8);
-	cluster_send(cl, pe->idx, CL_IO_DONE, out, sizeof(out));
+	if (!cluster_io_queue(cl, pe->idx, p))
+		cluster_stop(cl, VM_EXIT_CRASH,
+			     "host %d: more forwarded accesses than vCPUs",
+			     pe->idx);
 }
 
 static void on_io_done(struct cluster *cl, const uint8_t *p, size_t len)
@@ -794,7 +790,7 @@ int cluster__devices(struct vm *vm)
 	if (io__register(&vm->pio, &cl->jump_dev))
 		return -1;
 	if (cl->self == 0)
-		return cluster_wake_register(cl);
+		return cluster_io_start(cl) || cluster_wake_register(cl);
 	/* A member has no devices: every other access goes to host 0's. */
 	cl->fwd_pio[0] = (struct io_dev){.name = "forward",
 					 .base = 0,
@@ -1373,6 +1369,7 @@ void cluster__exit(struct vm *vm)
 		if (cl->accepted[k])
 			fabric__close(cl->accepted[k]);
 	fault__exit(&vm->fault);
+	cluster_io_stop(cl);
 	if (cl->dsm_on)
 		dsm__exit(&cl->dsm);
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)

@@ -102,6 +102,7 @@ struct cluster {
 	} wake;
 	struct io_slot io[IO_SLOTS];
 	atomic_uint next_slot;
+	struct io_fwd *iofwd; /* host 0: forwarded accesses (cluster_io.c) */
 	atomic_bool stopping;
 	bool stop_from_peer;
 	struct io_dev fwd_pio[2], fwd_mmio, wake_dev, jump_dev;
@@ -177,6 +178,11 @@ bool cluster__ap_wait(struct vcpu *v);
 /* vmm/cluster_wake.c: host 0's wakeup mailbox device; an AP of this host
  * released at entry (from the mailbox or CL_AP_START). */
 int cluster_wake_register(struct cluster *cl);
+/* vmm/cluster_io.c: host 0's thread for members' forwarded accesses. */
+int cluster_io_start(struct cluster *cl);
+/* A checked CL_IO from host `from`; false if the queue is full. */
+bool cluster_io_queue(struct cluster *cl, unsigned from, const uint8_t *msg);
+void cluster_io_stop(struct cluster *cl);
 void cluster_ap_release(struct cluster *cl, unsigned vcpu, uint64_t entry);
 
 /* vmm/jump.c: CL_JUMP, CL_JUMP_ANSWER, CL_JUMP_REQ and CL_WHERE. */

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Host 0 performs the port and MMIO accesses members forward (CL_IO) on a
+ * thread of its own, never on a connection's thread: a device's handler
+ * may wait for its lock while the device's worker, holding it, waits for
+ * a guest page, and that page arrives on a connection's thread. One
+ * thread keeps the accesses in the order they came.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/cluster_priv.h"
+
+#define IOQ_LEN VM_MAX_VCPUS /* each vCPU has one access in flight */
+
+struct io_req {
+	uint8_t from;
+	uint8_t msg[24];
+};
+
+struct io_fwd {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct io_req q[IOQ_LEN];
+	unsigned head, len;
+	bool stop;
+};
+
+static void perform(struct cluster *cl, const struct io_req *r)
+{
+	const uint8_t *p = r->msg;
+	bool mmio = p[4], wr = p[6];
+	uint8_t data[8], out[12];
+
+	memcpy(data, p + 16, 8);
+	io__access(mmio ? &cl->vm->mmio : &cl->vm->pio, cl_get64(p + 8), data,
+		   p[5], wr);
+	memcpy(out, p, 4);
+	memcpy(out + 4, data, 8);
+	cluster_send(cl, r->from, CL_IO_DONE, out, sizeof(out));
+}
+
+static void *forwarder(void *arg)
+{
+	struct cluster *cl = arg;
+	struct io_fwd *f = cl->iofwd;
+
+	pthread_setname_np(pthread_self(), "slos-io-fwd");
+	pthread_mutex_lock(&f->lock);
+	for (;;) {
+		while (!f->len && !f->stop)
+			pthread_cond_wait(&f->cv, &f->lock);
+		if (f->stop)
+			break;
+		struct io_req r = f->q[f->head];
+
+		f->head = (f->head + 1) % IOQ_LEN;
+		f->len--;
+		pthread_mutex_unlock(&f->lock);
+		perform(cl, &r);
+		pthread_mutex_lock(&f->lock);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+int cluster_io_start(struct cluster *cl)
+{
+	struct io_fwd *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	cl->iofwd = f;
+	if (pthread_create(&f->thread, NULL, forwarder, cl)) {
+		cl->iofwd = NULL;
+		free(f);
+		return -1;
+	}
+	return 0;
+}
+
+bool cluster_io_queue(struct cluster *cl, unsigned from, const uint8_t *msg)
+{
+	struct io_fwd *f = cl->iofwd;
+	bool ok;
+
+	if (!f)
+		return false;
+	pthread_mutex_lock(&f->lock);
+	ok = f->len < IOQ_LEN;
+	if (ok) {
+		struct io_req *r = &f->q[(f->head + f->len) % IOQ_LEN];
+
+		r->from = from;
+		memcpy(r->msg, msg, sizeof(r->msg));
+		f->len++;
+		pthread_cond_signal(&f->cv);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return ok;
+}
+
+/* After the fault engine has stopped: an access blocked on a device that
+ * waits for a page is let go by then. */
+void cluster_io_stop(struct cluster *cl)
+{
+	struct io_fwd *f = cl->iofwd;
+
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->lock);
+	f->stop = true;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->lock);
+	pthread_join(f->thread, NULL);
+	free(f);
+	cl->iofwd = NULL;
+}
