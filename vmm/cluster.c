@@ -249,15 +249,18 @@ static void on_dsm(struct cluster *cl, struct peer *pe, const void *p,
 static void on_io(struct cluster *cl, struct peer *pe, const uint8_t *p,
 		  size_t len)
 {
-	if (len != 24 || cl->self != 0 || !cl->vm) {
+	if (len != 24 || !cl->vm) {
 		cluster_stop(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
 		return;
 	}
 	unsigned size = p[5];
 	bool mmio = p[4];
 	uint64_t addr = cl_get64(p + 8);
+	/* A member owns nothing but virtio windows. */
 	if ((size != 1 && size != 2 && size != 4 && size != 8) || p[4] > 1 ||
-	    p[6] > 1 || (!mmio && addr > 0xffff)) {
+	    p[6] > 1 || (!mmio && addr > 0xffff) ||
+	    (cl->self && (!mmio || addr < VIRTIO_MMIO_BASE ||
+			  addr >= VIRTIO_MMIO_END))) {
 		cluster_stop(cl, VM_EXIT_CRASH, "host %d: bad CL_IO", pe->idx);
 		return;
 	}
@@ -549,6 +552,12 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 	case CL_STAT:
 		stat_in(cl, pe->idx, p, len);
 		return;
+	case CL_DEVS:
+		cluster_devs_frame(cl, pe->idx, p, len);
+		return;
+	case CL_IRQ:
+		cluster_irq_frame(cl, pe->idx, p, len);
+		return;
 	case CL_TRACE: {
 		const char *why;
 		/* An empty one: the member's last. */
@@ -734,11 +743,11 @@ int cluster__dsm_start(struct vm *vm)
 
 /* ---- devices ---- */
 
-static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,
-		       unsigned size, bool write)
+void cluster_forward(struct cluster *cl, unsigned to, bool mmio,
+		     uint64_t addr, uint8_t *data, unsigned size, bool write)
 {
-	struct cluster *cl = d->priv;
 	uint8_t msg[24] = {0};
+	uint64_t t0 = vm__now_ns();
 
 	if (io_slot < 0)
 		io_slot = atomic_fetch_add(&cl->next_slot, 1);
@@ -747,16 +756,16 @@ static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,
 		return;
 	}
 	cl_put32(msg, io_slot);
-	msg[4] = d == &cl->fwd_mmio;
+	msg[4] = mmio;
 	msg[5] = size;
 	msg[6] = write;
-	cl_put64(msg + 8, d->base + off);
+	cl_put64(msg + 8, addr);
 	if (write)
 		memcpy(msg + 16, data, size);
 	pthread_mutex_lock(&cl->lock);
 	cl->io[io_slot].done = false;
 	pthread_mutex_unlock(&cl->lock);
-	if (fabric__send(cl->conn[0], CL_IO, msg, sizeof(msg))) {
+	if (cluster_send(cl, to, CL_IO, msg, sizeof(msg))) {
 		memset(data, 0xff, size);
 		return;
 	}
@@ -766,6 +775,17 @@ static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,
 	if (!write)
 		memcpy(data, cl->io[io_slot].data, size);
 	pthread_mutex_unlock(&cl->lock);
+	atomic_fetch_add(&cl->fwd_n, 1);
+	atomic_fetch_add(&cl->fwd_ns, vm__now_ns() - t0);
+}
+
+static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,
+		       unsigned size, bool write)
+{
+	struct cluster *cl = d->priv;
+
+	cluster_forward(cl, 0, d != &cl->fwd_pio[0] && d != &cl->fwd_pio[1],
+			d->base + off, data, size, write);
 }
 
 int cluster__devices(struct vm *vm)
@@ -789,9 +809,12 @@ int cluster__devices(struct vm *vm)
 				       .priv = cl};
 	if (io__register(&vm->pio, &cl->jump_dev))
 		return -1;
+	/* Every host performs forwarded accesses to the devices it owns. */
+	if (cluster_io_start(cl) || cluster_dev_register(cl, vm))
+		return -1;
 	if (cl->self == 0)
-		return cluster_io_start(cl) || cluster_wake_register(cl);
-	/* A member has no devices: every other access goes to host 0's. */
+		return cluster_wake_register(cl);
+	/* A member's other accesses go to host 0's devices. */
 	cl->fwd_pio[0] = (struct io_dev){.name = "forward",
 					 .base = 0,
 					 .len = jp,
@@ -802,14 +825,21 @@ int cluster__devices(struct vm *vm)
 					 .len = 0x10000 - jp - 4,
 					 .access = fwd_access,
 					 .priv = cl};
-	cl->fwd_mmio = (struct io_dev){.name = "forward",
-				       .base = 0,
-				       .len = 1ULL << 52,
-				       .access = fwd_access,
-				       .priv = cl};
+	/* Around the virtio windows, which cluster_dev.c routes. */
+	cl->fwd_mmio[0] = (struct io_dev){.name = "forward",
+					  .base = 0,
+					  .len = VIRTIO_MMIO_BASE,
+					  .access = fwd_access,
+					  .priv = cl};
+	cl->fwd_mmio[1] = (struct io_dev){.name = "forward",
+					  .base = VIRTIO_MMIO_END,
+					  .len = (1ULL << 52) - VIRTIO_MMIO_END,
+					  .access = fwd_access,
+					  .priv = cl};
 	if (io__register(&vm->pio, &cl->fwd_pio[0]) ||
 	    io__register(&vm->pio, &cl->fwd_pio[1]) ||
-	    io__register(&vm->mmio, &cl->fwd_mmio))
+	    io__register(&vm->mmio, &cl->fwd_mmio[0]) ||
+	    io__register(&vm->mmio, &cl->fwd_mmio[1]))
 		return -1;
 	return 0;
 }
@@ -987,6 +1017,11 @@ int cluster__io_host(struct vm *vm, const char *const *addrs,
 			     (vm->cfg.balance ? CLUSTER_BALANCE : 0),
 		};
 		memcpy(s.vcpu_map, vm->cfg.vcpu_map, sizeof(s.vcpu_map));
+		if (cluster_devs_send(cl, h)) {
+			fprintf(stderr, "slos: the virtio devices' paths do "
+					"not fit a CL_DEVS frame\n");
+			return -1;
+		}
 		cluster__spec_put(&s, spec);
 		fabric__send(cl->conn[h], CL_SPEC, spec, sizeof(spec));
 	}
@@ -1238,6 +1273,10 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE])
 	    .profile_us = 10000,
 	};
 	memcpy(cfg.vcpu_map, cl->spec.vcpu_map, sizeof(cfg.vcpu_map));
+	if (cluster_dev_config(cl, &cfg)) {
+		member_fail(cl, "a virtio device names a host the VM lacks");
+		goto out;
+	}
 	if (cl->spec.flags & CLUSTER_TRACE)
 		trace__remote(send_trace, cl);
 	if (vm__init(&vm, &cfg)) {
@@ -1289,6 +1328,8 @@ out:
 		cluster_send(cl, 0, CL_TRACE, NULL, 0);
 	if (cfg.stats)
 		cluster__print_stats(&vm, stderr);
+	if (cl->spec.flags & CLUSTER_STATS)
+		virtio__print_stats(&vm, stderr);
 	vm__exit(&vm);
 	return status;
 }
@@ -1323,6 +1364,13 @@ void cluster__print_stats(struct vm *vm, FILE *f)
 		return;
 	cluster_jump_stats(cl, f);
 	ipi_stats(cl, f);
+	uint64_t fn = atomic_load(&cl->fwd_n);
+	if (fn)
+		fprintf(f,
+			"slos: host %u forwarded %llu device accesses, "
+			"%.1f us each on average\n",
+			cl->self, (unsigned long long)fn,
+			atomic_load(&cl->fwd_ns) / 1e3 / fn);
 	cluster_fault_stats(cl, f);
 	dsm__stats(&cl->dsm, &s);
 	fprintf(

@@ -24,6 +24,7 @@
 #include <stdio.h>
 
 #include "fabric/transport.h"
+#include "vmm/virtio/virtio.h"
 
 struct vm;
 struct vcpu;
@@ -53,6 +54,8 @@ enum {
 	CL_IPI,				/* any -> a vCPU's host: interrupt */
 	CL_STAT_REQ,			/* 0 -> member: `slos stat` */
 	CL_STAT,			/* member -> 0: its statistics */
+	CL_DEVS,			/* 0 -> member: virtio devices */
+	CL_IRQ,				/* a device's host -> 0: its pin */
 };
 
 /*
@@ -104,6 +107,27 @@ struct cluster_spec {
 void cluster__spec_put(const struct cluster_spec *s, uint8_t *out);
 /* Untrusted bytes: 0, or -1 with why. */
 int cluster__spec_get(struct cluster_spec *s, const uint8_t *in, size_t len,
+		      const char **why);
+
+/*
+ * CL_DEVS, sent before CL_SPEC when the VM has virtio devices: every
+ * device (each host routes each window to its owner), whether a virtio
+ * console follows them (it is host 0's), and each device's backend (the
+ * owner opens it). paths holds the strings the specs point into.
+ */
+#define CLUSTER_DEV_PATH 256
+struct cluster_devs {
+	unsigned n;
+	bool vconsole;
+	struct virtio_spec d[VIRTIO_MAX_DEVS];
+	char paths[VIRTIO_MAX_DEVS][CLUSTER_DEV_PATH];
+};
+/* Bytes written into out (at most cap), or 0 if they do not fit or a
+ * path is too long. */
+size_t cluster__devs_put(const struct virtio_spec *d, unsigned n,
+			 bool vconsole, uint8_t *out, size_t cap);
+/* Untrusted bytes: 0, or -1 with why. */
+int cluster__devs_get(struct cluster_devs *s, const uint8_t *in, size_t len,
 		      const char **why);
 
 /*
@@ -195,6 +219,8 @@ int cluster__jump_wait(struct vm *vm, unsigned vcpu, unsigned host, int ms,
 /* Where vCPU runs as this host knows (host 0 knows). */
 unsigned cluster__where(struct vm *vm, unsigned vcpu);
 void cluster__eoi(struct vm *vm, uint8_t vector);
+/* A member's device raises its pin on host 0's IOAPIC (edge). */
+void cluster__irq(struct vm *vm, unsigned gsi);
 void cluster__print_stats(struct vm *vm, FILE *f);
 /* Host 0, `slos stat`: every member's statistics, asked for now and
  * waited for up to ms. */

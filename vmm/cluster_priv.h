@@ -105,7 +105,15 @@ struct cluster {
 	struct io_fwd *iofwd; /* host 0: forwarded accesses (cluster_io.c) */
 	atomic_bool stopping;
 	bool stop_from_peer;
-	struct io_dev fwd_pio[2], fwd_mmio, wake_dev, jump_dev;
+	struct io_dev fwd_pio[2], fwd_mmio[2], wake_dev, jump_dev;
+	/* virtio devices (vmm/cluster_dev.c): every host routes each
+	 * window to the host that owns the device. */
+	struct cluster_devs devs;
+	bool got_devs;
+	_Atomic uint8_t dev_owner[VIRTIO_MAX_DEVS];
+	unsigned nr_dev_windows;
+	struct io_dev vrouter;
+	atomic_uint_fast64_t fwd_n, fwd_ns; /* accesses this host forwarded */
 	/* Where each vCPU runs, as this host last heard (host 0 hears of
 	 * every jump). */
 	_Atomic uint8_t where[VM_MAX_VCPUS];
@@ -178,7 +186,19 @@ bool cluster__ap_wait(struct vcpu *v);
 /* vmm/cluster_wake.c: host 0's wakeup mailbox device; an AP of this host
  * released at entry (from the mailbox or CL_AP_START). */
 int cluster_wake_register(struct cluster *cl);
-/* vmm/cluster_io.c: host 0's thread for members' forwarded accesses. */
+/* Do a port or MMIO access on host `to` (a vCPU's, or the forwarder's,
+ * thread: it waits for the answer). */
+void cluster_forward(struct cluster *cl, unsigned to, bool mmio,
+		     uint64_t addr, uint8_t *data, unsigned size, bool write);
+/* vmm/cluster_dev.c: virtio windows over hosts. */
+int cluster_dev_register(struct cluster *cl, struct vm *vm);
+int cluster_devs_send(struct cluster *cl, unsigned to);
+void cluster_devs_frame(struct cluster *cl, int from, const uint8_t *p,
+			size_t len);
+void cluster_irq_frame(struct cluster *cl, int from, const uint8_t *p,
+		       size_t len);
+int cluster_dev_config(struct cluster *cl, struct vm_config *cfg);
+/* vmm/cluster_io.c: each host's thread for forwarded accesses. */
 int cluster_io_start(struct cluster *cl);
 /* A checked CL_IO from host `from`; false if the queue is full. */
 bool cluster_io_queue(struct cluster *cl, unsigned from, const uint8_t *msg);

@@ -192,11 +192,13 @@ Test(linux_virtio, blk_rng_console_kill9, .timeout = 600)
 }
 
 /*
- * CPU 1 on host 1, the devices on host 0: the checks run on CPU 1, so
- * its register accesses are forwarded to host 0, the queues' buffers move
- * through the DSM, and the devices' interrupts, bound to CPU 1, cross the
- * fabric. The guest powers off and every host ends. (The boot CPU stays
- * on host 0: PVM's system-call hook does not follow a jump yet.)
+ * CPU 1 on host 1 with the data disk (host=1), CPU 0 on host 0 with the
+ * read-only disk and the rng: the checks run on CPU 1, so its accesses to
+ * host 0's devices are forwarded there (and CPU 0's to host 1's), the
+ * queues' buffers move through the DSM, and the devices' interrupts,
+ * bound to CPU 1, go through host 0's IOAPIC and cross the fabric. The
+ * guest powers off and every host ends. (The boot CPU stays on host 0:
+ * PVM's system-call hook does not follow a jump yet.)
  */
 Test(linux_virtio, blk_rng_over_hosts, .timeout = 900)
 {
@@ -208,12 +210,15 @@ Test(linux_virtio, blk_rng_over_hosts, .timeout = 900)
 	 * 0 (the I/O then is local, its pages still over the DSM). */
 	bool lab = getenv("SLOS_IN_LAB") != NULL;
 
+	char data_arg[128];
+
 	need_guest();
 	make_images(&im);
+	snprintf(data_arg, sizeof(data_arg), "%s,host=1", im.data);
 	harness__run(&r, 800, NULL, "run", "--kernel", guest("vmlinux"),
 		     "--initrd", guest("initramfs.cpio"), "--mem", "256M",
 		     "--vcpus", "2", "--local-hosts", "2", "--vcpu-map",
-		     lab ? "0,0" : "0,1", "--disk", im.data, "--disk",
+		     lab ? "0,0" : "0,1", "--disk", data_arg, "--disk",
 		     im.ro_arg, "--rng", "--stats", "--cmdline",
 		     "console=ttyS0 panic=-1 " NO_TORTURE
 		     " slos.run=vda:run.sh slos.cpu1",
@@ -223,7 +228,13 @@ Test(linux_virtio, blk_rng_over_hosts, .timeout = 900)
 	cr_expect(harness__has(&r, "ON-CPU 1"), "%s", r.out);
 	cr_expect(harness__has(&r, "SLOS-RUN rc=0"), "%s", r.out);
 	cr_expect(harness__has(&r, "guest powered off"), "%s", r.out);
+	/* The data disk is host 1's, the read-only one host 0's: each
+	 * host forwarded accesses to the other's. */
 	cr_expect(harness__has(&r, "slos: blk0 notifies"), "%s", r.out);
+	cr_expect(harness__has(&r, "slos: blk1 notifies"), "%s", r.out);
+	cr_expect(harness__has(&r, "host 0 forwarded"), "%s", r.out);
+	if (!lab)
+		cr_expect(harness__has(&r, "host 1 forwarded"), "%s", r.out);
 	if (!lab)
 		cr_expect(!harness__has(&r, "interrupts for other hosts' "
 					    "vCPUs: caught 0,"),

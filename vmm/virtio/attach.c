@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "vmm/acpi.h"
+#include "vmm/cluster.h"
 #include "vmm/ioapic.h"
 #include "vmm/vm.h"
 
@@ -39,8 +40,12 @@ static void raise_irq(void *arg, unsigned gsi)
 {
 	struct vm *vm = arg;
 
-	if (atomic_load(&vm->stopping) || !vm->ioapic)
+	if (atomic_load(&vm->stopping))
 		return;
+	if (!vm->ioapic) {
+		cluster__irq(vm, gsi); /* a member: host 0 has the IOAPIC */
+		return;
+	}
 	ioapic__set_irq(vm->ioapic, gsi, true);
 	ioapic__set_irq(vm->ioapic, gsi, false);
 }
@@ -60,14 +65,6 @@ int virtio__attach(struct vm *vm)
 
 		if (owner(c, i) != c->host)
 			continue;
-		if (owner(c, i) != 0) {
-			fprintf(stderr,
-				"slos: %s%u: host=%u: devices on a host "
-				"other than 0 are not supported yet\n",
-				virtio__kind_name(c->vdevs[i].kind), i,
-				owner(c, i));
-			return -1;
-		}
 		d = i < c->nr_vdevs
 			? virtio__new(&c->vdevs[i], why, sizeof(why))
 			: virtio__console_new(STDOUT_FILENO, why, sizeof(why));
@@ -82,8 +79,9 @@ int virtio__attach(struct vm *vm)
 		vm->vdev[i] = d;
 		if (i >= c->nr_vdevs)
 			vm->vcon = d;
+		/* Over hosts vmm/cluster_dev.c routes the windows. */
 		if (virtio__init(d, i, &vm->mem, raise_irq, vm) ||
-		    io__register(&vm->mmio, &d->io)) {
+		    (!vm->cl && io__register(&vm->mmio, &d->io))) {
 			fprintf(stderr, "slos: %s: cannot set it up\n",
 				d->name);
 			return -1;

@@ -36,6 +36,7 @@
 #define VIRTIO_MMIO_SIZE 0x1000ULL
 #define VIRTIO_GSI_FIRST 5
 #define VIRTIO_MAX_DEVS	 18 /* pins 5..22 */
+#define VIRTIO_MMIO_END	 (VIRTIO_MMIO_BASE + VIRTIO_MAX_DEVS * VIRTIO_MMIO_SIZE)
 #define VIRTIO_ACPI_HID	 "LNRO0005"
 
 /* Register offsets (virtio 1.2 4.2.2). */
