@@ -2,15 +2,18 @@
 /*
  * Writes the fuzzers' seed corpora: `gen_corpus DIR` fills DIR/loader/ with
  * tiny valid kernels in fuzz_loader's input layout (4-byte prefix, file,
- * command line), and DIR/snapshot/ with manifests and state files in
- * fuzz_snapshot's (1-byte prefix, file). Deterministic, so regenerating
- * changes nothing.
+ * command line), DIR/snapshot/ with manifests and state files in
+ * fuzz_snapshot's (1-byte prefix, file), and DIR/virtq/ with well-behaved
+ * drivers' sessions in fuzz_virtq's (tests/fuzz/virtq_ops.h).
+ * Deterministic, so regenerating changes nothing.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
 #include "tests/fuzz/kimg.h"
+#include "tests/fuzz/virtq_ops.h"
 #include "vmm/snapshot.h"
 
 static const char *dir;
@@ -194,6 +197,204 @@ static int snapshot_seeds(void)
 	return 0;
 }
 
+/* ---- fuzz_virtq: a driver's sessions, op by op ---- */
+
+#define VQ_DESC	 0x1000
+#define VQ_AVAIL 0x2000
+#define VQ_USED	 0x3000
+#define VQ_BUF	 0x8000
+
+static void vb(struct kbuf *b, int n, ...)
+{
+	va_list ap;
+
+	va_start(ap, n);
+	for (int i = 0; i < n; i++) {
+		uint8_t c = va_arg(ap, int);
+
+		kb_put(b, &c, 1);
+	}
+	va_end(ap);
+}
+
+static void v16(struct kbuf *b, uint16_t v)
+{
+	vb(b, 2, v & 0xff, v >> 8);
+}
+
+/* An address inside RAM (tag 0). */
+static void vaddr(struct kbuf *b, uint16_t gpa)
+{
+	vb(b, 1, 0);
+	v16(b, gpa);
+}
+
+/* Queue q: 1 << lg entries at VQ_DESC + q * 0x100 and so on; T_QUEUE
+ * takes the queue's number (Q_SETUP has one queue), and 0x40 in flags
+ * makes it ready. */
+static void vqueue(struct kbuf *b, uint8_t op, uint8_t q, uint8_t lg,
+		   uint8_t flags)
+{
+	vb(b, 1, op);
+	if (op == T_QUEUE)
+		vb(b, 1, q);
+	vb(b, 1, lg | flags);
+	vaddr(b, VQ_DESC + q * 0x100);
+	vaddr(b, VQ_AVAIL + q * 0x100);
+	vaddr(b, VQ_USED + q * 0x100);
+}
+
+static void vchain(struct kbuf *b, uint8_t q, uint8_t head, uint8_t segs,
+		   uint8_t outs, uint16_t addr, uint16_t seglen, uint8_t hdr,
+		   uint8_t sector)
+{
+	vb(b, 5, D_CHAIN, q, head, segs - 1, outs);
+	vaddr(b, addr);
+	v16(b, seglen - 1);
+	vb(b, 2, hdr, sector);
+}
+
+/* A register write through T_RAW: 4 bytes, aligned. */
+static void vwrite(struct kbuf *b, uint16_t reg, uint32_t v)
+{
+	vb(b, 1, T_RAW);
+	v16(b, reg);
+	vb(b, 1, 2 | 4);
+	kb_put32(b, v);
+	kb_put32(b, 0);
+}
+
+/* Probe with VERSION_1 (and the device's own bits), DRIVER_OK. */
+static void vinit(struct kbuf *b)
+{
+	vb(b, 1, T_INIT);
+	kb_put32(b, ~0u);
+	vb(b, 2, 0, 1);
+}
+
+static void vseed(const char *name, uint8_t target, struct kbuf *b)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/virtq/%s", dir, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(&target, 1, 1, f) != 1 ||
+	    fwrite(b->p, 1, b->len, f) != b->len || fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+	kb_free(b);
+}
+
+static int virtq_seeds(void)
+{
+	static const struct {
+		const char *name;
+		uint8_t net;
+		const char *v;
+	} parse[] = {
+	    {"disk", 0, "img,ro,host=1"},
+	    {"net", 1, "tap,name=tap0,mac=02:00:00:00:00:01,host=2"},
+	};
+	struct kbuf b = {0};
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/virtq", dir);
+	if (mkdir(path, 0755) && errno != EEXIST)
+		return perror(path), 1;
+
+	/* One queue: a 3-segment chain popped, read, written, pushed; then
+	 * a queue made 0 long while not ready gets a push. */
+	vqueue(&b, Q_SETUP, 0, 3, 0);
+	vb(&b, 1, Q_READY);
+	vchain(&b, 0, 2, 3, 1, VQ_BUF, 64, 0, 0);
+	vb(&b, 2, Q_POP, 0);
+	vb(&b, 2, Q_READ, 0);
+	v16(&b, 8);
+	v16(&b, 100);
+	vb(&b, 2, Q_WRITE, 0);
+	v16(&b, 0);
+	v16(&b, 100);
+	vb(&b, 2, Q_PUSH, 0);
+	kb_put32(&b, 128);
+	vb(&b, 1, Q_UNREADY);
+	vb(&b, 1, Q_NUM);
+	v16(&b, 0);
+	vb(&b, 2, Q_PUSH, 0);
+	kb_put32(&b, 1);
+	vseed("queue", VQ_QUEUE, &b);
+
+	/* rng: two buffers, one notify. */
+	vinit(&b);
+	vqueue(&b, T_QUEUE, 0, 3, 0x40);
+	vchain(&b, 0, 0, 1, 0, VQ_BUF, 64, 0, 0);
+	vchain(&b, 0, 1, 2, 0, VQ_BUF + 0x100, 4000, 0, 0);
+	vwrite(&b, 0x050, 0); /* QUEUE_NOTIFY */
+	vb(&b, 1, T_RUN);
+	vseed("rng", VQ_RNG, &b);
+
+	/* console: output on the transmit queue, input into a buffer on
+	 * the receive queue. */
+	vinit(&b);
+	vqueue(&b, T_QUEUE, 0, 3, 0x40);
+	vqueue(&b, T_QUEUE, 1, 3, 0x40);
+	vb(&b, 4, D_POKE, 1, VQ_BUF & 0xff, VQ_BUF >> 8);
+	vb(&b, 6, 5, 'h', 'e', 'l', 'l', 'o');
+	vchain(&b, 1, 0, 1, 1, VQ_BUF, 5, 0, 0);
+	vwrite(&b, 0x050, 1);
+	vb(&b, 1, T_RUN);
+	vb(&b, 5, T_INPUT, 3, 'l', 's', '\n');
+	vchain(&b, 0, 0, 1, 0, VQ_BUF + 0x100, 64, 0, 0);
+	vwrite(&b, 0x050, 0);
+	vb(&b, 2, T_RUN, T_RUN);
+	vseed("console", VQ_CONSOLE, &b);
+
+	/* blk: a read, a write, a flush and a GET_ID, completed; then a
+	 * read whose completion comes after the driver made the queue 0
+	 * long with its used ring at the end of RAM. */
+	vinit(&b);
+	vqueue(&b, T_QUEUE, 0, 4, 0x40);
+	vchain(&b, 0, 0, 3, 1, VQ_BUF, 512, 0x80 | 0, 1);
+	vchain(&b, 0, 3, 3, 2, VQ_BUF + 0x400, 512, 0x80 | 1, 2);
+	vchain(&b, 0, 6, 2, 1, VQ_BUF + 0x800, 16, 0x80 | 4, 0);
+	vchain(&b, 0, 8, 3, 1, VQ_BUF + 0xc00, 20, 0x80 | 8, 0);
+	vwrite(&b, 0x050, 0);
+	vb(&b, 3, T_RUN, T_RUN, T_RUN);
+	vseed("blk", VQ_BLK, &b);
+
+	vinit(&b);
+	vqueue(&b, T_QUEUE, 0, 3, 0x40);
+	vchain(&b, 0, 0, 3, 1, VQ_BUF, 512, 0x80 | 0, 1);
+	vwrite(&b, 0x050, 0);
+	vb(&b, 1, T_RUN);
+	vwrite(&b, 0x044, 0); /* QUEUE_READY */
+	vwrite(&b, 0x038, 0); /* QUEUE_NUM */
+	vwrite(&b, 0x0a0, VQ_RAM_SIZE - 6);
+	vb(&b, 2, T_RUN, T_RUN);
+	vseed("blk-shrunk", VQ_BLK, &b);
+
+	/* A bad chain breaks the device; the driver resets it. */
+	vinit(&b);
+	vqueue(&b, T_QUEUE, 0, 3, 0x40);
+	vb(&b, 3, D_DESC, 0, 0);
+	vaddr(&b, VQ_BUF);
+	v16(&b, 64);
+	vb(&b, 2, 1 | 2, 0); /* NEXT | WRITE, to itself */
+	vb(&b, 5, D_AVAIL, 0, 0, 0, 0);
+	vb(&b, 3, D_PUBLISH, 0, 1);
+	vwrite(&b, 0x050, 0);
+	vb(&b, 2, T_RUN, T_RESET);
+	vseed("rng-loop", VQ_RNG, &b);
+
+	for (unsigned i = 0; i < sizeof(parse) / sizeof(parse[0]); i++) {
+		vb(&b, 1, parse[i].net);
+		kb_put(&b, parse[i].v, strlen(parse[i].v));
+		vseed(parse[i].name, VQ_PARSE, &b);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -245,5 +446,5 @@ int main(int argc, char **argv)
 		seed(bz[i].name, 1, 0x01, &b, "quiet");
 		kb_free(&b);
 	}
-	return snapshot_seeds();
+	return snapshot_seeds() || virtq_seeds();
 }

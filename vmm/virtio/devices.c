@@ -105,9 +105,10 @@ int virtio__parse_disk(const char *arg, struct virtio_spec *s, char *why,
 
 static int net_opt(struct virtio_spec *s, const char *k, const char *v)
 {
-	if (!strcmp(k, "name") && v && *v && strlen(v) < 16)
+	if (!strcmp(k, "name") && v && *v && strlen(v) < 16) {
+		free((char *)s->path); /* the last name= counts */
 		s->path = strdup(v);
-	else if (!strcmp(k, "mac") && v) {
+	} else if (!strcmp(k, "mac") && v) {
 		if (parse_mac(v, s->mac))
 			return -1;
 		s->mac_set = true;
@@ -126,14 +127,19 @@ int virtio__parse_net(const char *arg, struct virtio_spec *s, char *why,
 	memset(s, 0, sizeof(*s));
 	s->kind = VIRTIO_NET;
 	if (options(arg, s, &kind, net_opt, why, len, "--net"))
-		return -1;
+		goto fail;
 	if (strcmp(kind, "tap")) {
 		snprintf(why, len, "--net '%s': the only backend is tap", arg);
 		free(kind);
-		return -1;
+		goto fail;
 	}
 	free(kind);
 	return 0;
+fail:
+	/* A name= before the option that failed. */
+	free((char *)s->path);
+	s->path = NULL;
+	return -1;
 }
 
 struct virtio_dev *virtio__new(const struct virtio_spec *s, char *why,

@@ -114,12 +114,18 @@ int virtq__pop(struct mem *m, struct virtq *q, struct virtq_chain *c,
 void virtq__push(struct virtio_dev *d, struct virtq *q, uint16_t head,
 		 uint32_t len)
 {
-	uint8_t *used = mem__ptr(d->mem, q->used, 6 + 8 * q->num);
-	const uint8_t *avail = mem__ptr(d->mem, q->avail, 6 + 2 * q->num);
-	uint8_t *e;
+	uint8_t *used, *e;
+	const uint8_t *avail;
 
-	if (!used || !avail)
+	/* A completion can outlive the queue being ready (blk's I/O in
+	 * flight), and while it is not the driver may set any size and
+	 * rings: num 0 would make the index mask 0xffff, an odd ring a
+	 * misaligned store. Publish only to rings that still pass the
+	 * checks the queue was readied with. */
+	if (!virtq__valid(d->mem, q))
 		return;
+	used = mem__ptr(d->mem, q->used, 6 + 8 * q->num);
+	avail = mem__ptr(d->mem, q->avail, 6 + 2 * q->num);
 	e = used + 4 + 8 * (q->used_idx & (q->num - 1));
 	memcpy(e, &(uint32_t){head}, 4);
 	memcpy(e + 4, &len, 4);

@@ -187,7 +187,8 @@ int virtq__pop(struct mem *m, struct virtq *q, struct virtq_chain *c,
 	       const char **why);
 /* Give request head back with len bytes written; the interrupt is
  * raised once the worker drops the lock, unless the driver suppressed
- * it. */
+ * it. Nothing is published if the driver has since made the queue's
+ * size or rings invalid (virtq__valid). */
 void virtq__push(struct virtio_dev *d, struct virtq *q, uint16_t head,
 		 uint32_t len);
 /* The queue's rings lie in guest RAM (checked when the driver readies
