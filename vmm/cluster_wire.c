@@ -78,7 +78,8 @@ size_t cluster__devs_put(const struct virtio_spec *d, unsigned n,
 		memcpy(out + pos + 3, d[i].mac, 6);
 		out[pos + 9] = pl & 0xff;
 		out[pos + 10] = pl >> 8;
-		memcpy(out + pos + DEV_HDR, d[i].path, pl);
+		if (pl)
+			memcpy(out + pos + DEV_HDR, d[i].path, pl);
 		pos += DEV_HDR + pl;
 	}
 	return pos;

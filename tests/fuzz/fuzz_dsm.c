@@ -6,7 +6,7 @@
  * compromised host must only ever stop the VM with an error, never make
  * this one read or write out of bounds.
  *
- * Byte 0 picks the target (mod 3), the rest is the input:
+ * Byte 0 picks the target (mod 4), the rest is the input:
  *   0  dsm__decode; what it accepts encodes back to the same bytes;
  *   1  cluster__spec_get; what it accepts puts back to the same bytes;
  *   2  a 3-host engine (this host is 0, 64 pages interleaved) takes a
@@ -14,6 +14,8 @@
  *      each decoded and, if accepted, handed to dsm__recv, with local
  *      faults (from = 0xff: the byte after is the page, the next the
  *      access) in between. Errors are fine; crashes are not.
+ *   3  cluster__devs_get (CL_DEVS: the virtio devices and their paths);
+ *      what it accepts puts back to the same bytes.
  */
 #include <stdint.h>
 #include <string.h>
@@ -129,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *p = data + 1;
 	size_t n = size - 1;
 
-	switch (data[0] % 3) {
+	switch (data[0] % 4) {
 	case 0: {
 		struct dsm_msg m;
 		const char *why = NULL;
@@ -151,6 +153,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		cluster__spec_put(&s, out);
 		CHECK(n == CLUSTER_SPEC_SIZE && !memcmp(out, p, n));
+		break;
+	}
+	case 3: {
+		static struct cluster_devs s;
+		static uint8_t out[2 + VIRTIO_MAX_DEVS * (11 + CLUSTER_DEV_PATH)];
+		const char *why = NULL;
+		if (cluster__devs_get(&s, p, n, &why)) {
+			CHECK(why);
+			break;
+		}
+		CHECK(cluster__devs_put(s.d, s.n, s.vconsole, out,
+					sizeof(out)) == n &&
+		      !memcmp(out, p, n));
 		break;
 	}
 	default:

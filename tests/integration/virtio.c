@@ -240,8 +240,8 @@ Test(linux_virtio, blk_rng_over_hosts, .timeout = 900)
 					    "vCPUs: caught 0,"),
 			  "%s", r.out);
 	check_guest(r.out, &im);
-	cr_log_info("Linux, CPU 1 on host 1 doing the I/O, the disks on "
-		    "host 0: powered off after %.1f s",
+	cr_log_info("Linux, CPU 1 on host 1 doing the I/O, its disk there, "
+		    "the others on host 0: powered off after %.1f s",
 		    r.secs);
 	harness__free(&r);
 	cleanup(&im);
