@@ -558,6 +558,9 @@ static void on_frame(struct fabric_conn *c, uint16_t type, const void *payload,
 	case CL_IRQ:
 		cluster_irq_frame(cl, pe->idx, p, len);
 		return;
+	case CL_DEV:
+		cluster_dev_frame(cl, pe->idx, p, len);
+		return;
 	case CL_TRACE: {
 		const char *why;
 		/* An empty one: the member's last. */
@@ -1418,6 +1421,7 @@ void cluster__exit(struct vm *vm)
 			fabric__close(cl->accepted[k]);
 	fault__exit(&vm->fault);
 	cluster_io_stop(cl);
+	cluster_dev_exit(cl);
 	if (cl->dsm_on)
 		dsm__exit(&cl->dsm);
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)

@@ -56,6 +56,7 @@ enum {
 	CL_STAT,			/* member -> 0: its statistics */
 	CL_DEVS,			/* 0 -> member: virtio devices */
 	CL_IRQ,				/* a device's host -> 0: its pin */
+	CL_DEV,				/* moving a device (cluster_dev.c) */
 };
 
 /*
@@ -221,6 +222,11 @@ unsigned cluster__where(struct vm *vm, unsigned vcpu);
 void cluster__eoi(struct vm *vm, uint8_t vector);
 /* A member's device raises its pin on host 0's IOAPIC (edge). */
 void cluster__irq(struct vm *vm, unsigned gsi);
+/* Host 0 (`slos ctl VM move-device DEV HOST`): move virtio device `dev`
+ * ("blk0") and its backend to `host` while the guest runs; 0 once it
+ * runs there, or -1 with why (the device then stays where it was). */
+int cluster__move_device(struct vm *vm, const char *dev, unsigned host,
+			 int ms, char *why, size_t len);
 void cluster__print_stats(struct vm *vm, FILE *f);
 /* Host 0, `slos stat`: every member's statistics, asked for now and
  * waited for up to ms. */

@@ -12,10 +12,12 @@
 
 #include "vmm/cluster_priv.h"
 
-#define IOQ_LEN VM_MAX_VCPUS /* each vCPU has one access in flight */
+/* Each vCPU has one access in flight; and a device move or so. */
+#define IOQ_LEN (VM_MAX_VCPUS + 8)
 
 struct io_req {
 	uint8_t from;
+	bool move; /* msg[0]: the device, msg[1]: its new host */
 	uint8_t msg[24];
 };
 
@@ -59,7 +61,10 @@ static void *forwarder(void *arg)
 		f->head = (f->head + 1) % IOQ_LEN;
 		f->len--;
 		pthread_mutex_unlock(&f->lock);
-		perform(cl, &r);
+		if (r.move)
+			cluster_dev_move_out(cl, r.msg[0], r.msg[1]);
+		else
+			perform(cl, &r);
 		pthread_mutex_lock(&f->lock);
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -83,7 +88,7 @@ int cluster_io_start(struct cluster *cl)
 	return 0;
 }
 
-bool cluster_io_queue(struct cluster *cl, unsigned from, const uint8_t *msg)
+static bool enqueue(struct cluster *cl, const struct io_req *req)
 {
 	struct io_fwd *f = cl->iofwd;
 	bool ok;
@@ -93,15 +98,27 @@ bool cluster_io_queue(struct cluster *cl, unsigned from, const uint8_t *msg)
 	pthread_mutex_lock(&f->lock);
 	ok = f->len < IOQ_LEN;
 	if (ok) {
-		struct io_req *r = &f->q[(f->head + f->len) % IOQ_LEN];
-
-		r->from = from;
-		memcpy(r->msg, msg, sizeof(r->msg));
+		f->q[(f->head + f->len) % IOQ_LEN] = *req;
 		f->len++;
 		pthread_cond_signal(&f->cv);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return ok;
+}
+
+bool cluster_io_queue_move(struct cluster *cl, unsigned idx, unsigned to)
+{
+	struct io_req r = {.move = true, .msg = {idx, to}};
+
+	return enqueue(cl, &r);
+}
+
+bool cluster_io_queue(struct cluster *cl, unsigned from, const uint8_t *msg)
+{
+	struct io_req r = {.from = from};
+
+	memcpy(r.msg, msg, sizeof(r.msg));
+	return enqueue(cl, &r);
 }
 
 /* After the fault engine has stopped: an access blocked on a device that

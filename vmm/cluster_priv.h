@@ -113,6 +113,16 @@ struct cluster {
 	_Atomic uint8_t dev_owner[VIRTIO_MAX_DEVS];
 	unsigned nr_dev_windows;
 	struct io_dev vrouter;
+	/* Moving one: a window's local accesses take dev_rw for reading,
+	 * the move for writing; the target's device waits in
+	 * dev_pending; host 0 follows the move in mv (cl->lock). */
+	pthread_rwlock_t dev_rw[VIRTIO_MAX_DEVS];
+	struct virtio_dev *dev_pending[VIRTIO_MAX_DEVS];
+	struct {
+		bool active, prepped, ok, done;
+		unsigned idx, to;
+		char why[160];
+	} mv;
 	atomic_uint_fast64_t fwd_n, fwd_ns; /* accesses this host forwarded */
 	/* Where each vCPU runs, as this host last heard (host 0 hears of
 	 * every jump). */
@@ -203,6 +213,13 @@ int cluster_io_start(struct cluster *cl);
 /* A checked CL_IO from host `from`; false if the queue is full. */
 bool cluster_io_queue(struct cluster *cl, unsigned from, const uint8_t *msg);
 void cluster_io_stop(struct cluster *cl);
+/* Give device idx to host `to` (on the forwarder's thread: it waits for
+ * the device's I/O, which may wait for pages). */
+bool cluster_io_queue_move(struct cluster *cl, unsigned idx, unsigned to);
+void cluster_dev_move_out(struct cluster *cl, unsigned idx, unsigned to);
+void cluster_dev_exit(struct cluster *cl);
+void cluster_dev_frame(struct cluster *cl, int from, const uint8_t *p,
+		       size_t len);
 void cluster_ap_release(struct cluster *cl, unsigned vcpu, uint64_t entry);
 
 /* vmm/jump.c: CL_JUMP, CL_JUMP_ANSWER, CL_JUMP_REQ and CL_WHERE. */

@@ -193,6 +193,39 @@ static void jump(struct vm *vm, int fd, const char *arg)
 	reply(fd, out);
 }
 
+/* "move-device DEV HOST": move a virtio device's backend, and answer
+ * once it runs there. */
+static void move_device(struct vm *vm, int fd, const char *arg)
+{
+	char dev[16], why[256], out[512], *end;
+	const char *sp = strchr(arg, ' ');
+	unsigned long host;
+
+	if (!sp || (size_t)(sp - arg) >= sizeof(dev) || sp == arg) {
+		reply(fd, CTL_VERSION " ERR usage: move-device DEV HOST\n");
+		return;
+	}
+	memcpy(dev, arg, sp - arg);
+	dev[sp - arg] = '\0';
+	errno = 0;
+	host = strtoul(sp + 1, &end, 10);
+	if (errno || end == sp + 1 || *end || host > 0xffff) {
+		reply(fd, CTL_VERSION " ERR usage: move-device DEV HOST\n");
+		return;
+	}
+	uint64_t t0 = vm__now_ns();
+	if (cluster__move_device(vm, dev, host, 10000, why, sizeof(why)))
+		snprintf(out, sizeof(out),
+			 CTL_VERSION " ERR %s to host %lu: %s\n", dev, host,
+			 why);
+	else
+		snprintf(out, sizeof(out),
+			 CTL_VERSION " OK {\"device\":\"%s\",\"host\":%lu,"
+				     "\"ms\":%.1f}\n",
+			 dev, host, (vm__now_ns() - t0) / 1e6);
+	reply(fd, out);
+}
+
 /* "snapshot /abs/DIR [--stop]": the client made DIR absolute. */
 static void snapshot(struct vm *vm, int fd, char *arg)
 {
@@ -284,6 +317,8 @@ void ctl__serve(struct vm *vm, int listen_fd)
 		snapshot(vm, fd, arg);
 	} else if (!strcmp(cmd, "jump")) {
 		jump(vm, fd, arg);
+	} else if (!strcmp(cmd, "move-device")) {
+		move_device(vm, fd, arg);
 	} else if (!strcmp(cmd, "stat")) {
 		stat_all(vm, fd);
 	} else {
@@ -341,7 +376,8 @@ int ctl__client(int argc, char **argv)
 		return list();
 	if (argc < 3) {
 		fprintf(stderr, "usage: slos ctl [NAME status|stop|stat|"
-				"jump VCPU HOST|snapshot DIR [--stop]]\n");
+				"jump VCPU HOST|move-device DEV HOST|\n"
+				"                 snapshot DIR [--stop]]\n");
 		return 2;
 	}
 	/* The VM resolves paths from its own directory: send ours. */

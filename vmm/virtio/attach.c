@@ -55,6 +55,34 @@ static unsigned owner(const struct vm_config *c, unsigned i)
 	return i < c->nr_vdevs ? c->vdevs[i].host : 0;
 }
 
+void virtio__dev_name(const struct vm_config *c, unsigned i, char *out,
+		      size_t len)
+{
+	snprintf(out, len, "%s%u",
+		 virtio__kind_name(i < c->nr_vdevs ? c->vdevs[i].kind
+						   : VIRTIO_CONSOLE),
+		 i);
+}
+
+struct virtio_dev *virtio__make(struct vm *vm, unsigned i, char *why,
+				size_t len)
+{
+	const struct vm_config *c = &vm->cfg;
+	struct virtio_dev *d =
+	    i < c->nr_vdevs ? virtio__new(&c->vdevs[i], why, len)
+			    : virtio__console_new(STDOUT_FILENO, why, len);
+
+	if (!d)
+		return NULL;
+	virtio__dev_name(c, i, d->name, sizeof(d->name));
+	if (virtio__init(d, i, &vm->mem, raise_irq, vm)) {
+		snprintf(why, len, "%s: cannot set it up", d->name);
+		virtio__stop(d);
+		return NULL;
+	}
+	return d;
+}
+
 int virtio__attach(struct vm *vm)
 {
 	const struct vm_config *c = &vm->cfg;
@@ -65,23 +93,16 @@ int virtio__attach(struct vm *vm)
 
 		if (owner(c, i) != c->host)
 			continue;
-		d = i < c->nr_vdevs
-			? virtio__new(&c->vdevs[i], why, sizeof(why))
-			: virtio__console_new(STDOUT_FILENO, why, sizeof(why));
+		d = virtio__make(vm, i, why, sizeof(why));
 		if (!d) {
 			fprintf(stderr, "slos: %s\n", why);
 			return -1;
 		}
-		snprintf(d->name, sizeof(d->name), "%s%u",
-			 virtio__kind_name(i < c->nr_vdevs ? c->vdevs[i].kind
-							   : VIRTIO_CONSOLE),
-			 i);
 		vm->vdev[i] = d;
 		if (i >= c->nr_vdevs)
 			vm->vcon = d;
 		/* Over hosts vmm/cluster_dev.c routes the windows. */
-		if (virtio__init(d, i, &vm->mem, raise_irq, vm) ||
-		    (!vm->cl && io__register(&vm->mmio, &d->io))) {
+		if (!vm->cl && io__register(&vm->mmio, &d->io)) {
 			fprintf(stderr, "slos: %s: cannot set it up\n",
 				d->name);
 			return -1;

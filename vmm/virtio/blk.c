@@ -267,6 +267,15 @@ static void blk_free(struct virtio_dev *d)
 	free(b);
 }
 
+static void drain(struct virtio_dev *d)
+{
+	struct blk *b = to_blk(d);
+
+	if (io_uring_sq_ready(&b->ring))
+		io_uring_submit(&b->ring);
+	reap(d, true);
+}
+
 static const struct virtio_ops blk_ops = {
     .device_id = VIRTIO_ID_BLK,
     .features = BLK_F_SEG_MAX | BLK_F_BLK_SIZE | BLK_F_FLUSH,
@@ -275,6 +284,7 @@ static const struct virtio_ops blk_ops = {
     .notify = notify,
     .ready_fd = ready_fd,
     .reset = blk_reset,
+    .drain = drain,
     .free = blk_free,
 };
 
@@ -286,6 +296,7 @@ static const struct virtio_ops blk_ro_ops = {
     .notify = notify,
     .ready_fd = ready_fd,
     .reset = blk_reset,
+    .drain = drain,
     .free = blk_free,
 };
 

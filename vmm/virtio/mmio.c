@@ -328,6 +328,11 @@ static void *worker(void *arg)
 int virtio__init(struct virtio_dev *d, unsigned idx, struct mem *m,
 		 void (*irq)(void *arg, unsigned gsi), void *irq_arg)
 {
+	/* virtio__stop may follow a failure here: no fd of ours is 0. */
+	d->stop_fd = -1;
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++)
+		d->q[i].kick_fd = -1;
+	pthread_mutex_init(&d->lock, NULL);
 	if (idx >= VIRTIO_MAX_DEVS || d->ops->nr_queues > VIRTIO_MAX_QUEUES ||
 	    d->config_len > sizeof(d->config))
 		return -EINVAL;
@@ -342,7 +347,6 @@ int virtio__init(struct virtio_dev *d, unsigned idx, struct mem *m,
 				.len = VIRTIO_MMIO_SIZE,
 				.access = mmio_access,
 				.priv = d};
-	pthread_mutex_init(&d->lock, NULL);
 	d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d->stop_fd < 0)
 		return -errno;
@@ -360,7 +364,7 @@ int virtio__init(struct virtio_dev *d, unsigned idx, struct mem *m,
 
 /* A vCPU's notification then costs no exit to userspace. Optional: the
  * register path does the same without it. */
-static void ioeventfds(struct virtio_dev *d, int vm_fd)
+static void ioeventfds(struct virtio_dev *d, int vm_fd, bool off)
 {
 	for (unsigned i = 0; i < d->ops->nr_queues; i++) {
 		struct kvm_ioeventfd e = {
@@ -368,10 +372,11 @@ static void ioeventfds(struct virtio_dev *d, int vm_fd)
 		    .addr = d->base + VIRTIO_MMIO_QUEUE_NOTIFY,
 		    .len = 4,
 		    .fd = d->q[i].kick_fd,
-		    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
+		    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH |
+			     (off ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0),
 		};
 
-		if (ioctl(vm_fd, KVM_IOEVENTFD, &e))
+		if (ioctl(vm_fd, KVM_IOEVENTFD, &e) && !off)
 			return;
 	}
 }
@@ -381,7 +386,7 @@ int virtio__start(struct virtio_dev *d, int vm_fd)
 	int r;
 
 	if (vm_fd >= 0)
-		ioeventfds(d, vm_fd);
+		ioeventfds(d, vm_fd, false);
 	r = pthread_create(&d->thread, NULL, worker, d);
 	if (r)
 		return -r;
@@ -409,4 +414,155 @@ void virtio__stop(struct virtio_dev *d)
 		close(d->stop_fd);
 	if (d->ops->free)
 		d->ops->free(d);
+}
+
+static void raise_due(struct virtio_dev *d)
+{
+	bool irq;
+
+	pthread_mutex_lock(&d->lock);
+	irq = d->irq_due;
+	d->irq_due = false;
+	pthread_mutex_unlock(&d->lock);
+	if (irq) {
+		d->st.interrupts++;
+		d->irq(d->irq_arg, d->gsi);
+	}
+}
+
+void virtio__quiesce(struct virtio_dev *d)
+{
+	if (d->running) {
+		kick(d->stop_fd);
+		pthread_join(d->thread, NULL);
+		d->running = false;
+	}
+	pthread_mutex_lock(&d->lock);
+	if (d->ops->drain && !d->broken)
+		d->ops->drain(d);
+	pthread_mutex_unlock(&d->lock);
+	raise_due(d);
+}
+
+/* Little-endian fields, in order; x86 hosts only, so plain copies. */
+struct cursor {
+	uint8_t *p;
+	const uint8_t *q;
+	size_t left;
+};
+
+static void put(struct cursor *c, uint64_t v, unsigned n)
+{
+	memcpy(c->p, &v, n);
+	c->p += n;
+}
+
+static uint64_t get(struct cursor *c, unsigned n)
+{
+	uint64_t v = 0;
+
+	memcpy(&v, c->q, n);
+	c->q += n;
+	return v;
+}
+
+void virtio__save(struct virtio_dev *d, uint8_t *out)
+{
+	struct cursor c = {.p = out};
+
+	pthread_mutex_lock(&d->lock);
+	put(&c, d->ops->device_id, 4);
+	put(&c, d->status, 4);
+	put(&c, d->dev_feat_sel, 4);
+	put(&c, d->drv_feat_sel, 4);
+	put(&c, d->queue_sel, 4);
+	put(&c, d->isr, 4);
+	put(&c, d->config_gen, 4);
+	put(&c, d->drv_features, 8);
+	put(&c, d->broken != NULL, 4);
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		const struct virtq *q = &d->q[i];
+
+		put(&c, q->num, 2);
+		put(&c, q->ready, 2);
+		put(&c, q->desc, 8);
+		put(&c, q->avail, 8);
+		put(&c, q->used, 8);
+		put(&c, q->last_avail, 2);
+		put(&c, q->used_idx, 2);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+int virtio__load(struct virtio_dev *d, const uint8_t *in, size_t len,
+		 const char **why)
+{
+	struct cursor c = {.q = in};
+	struct virtq q[VIRTIO_MAX_QUEUES];
+	uint32_t id, status, dsel, fsel, qsel, isr, gen, broken;
+	uint64_t feat;
+
+	if (len != VIRTIO_STATE_SIZE) {
+		*why = "device state of the wrong size";
+		return -1;
+	}
+	id = get(&c, 4);
+	status = get(&c, 4);
+	dsel = get(&c, 4);
+	fsel = get(&c, 4);
+	qsel = get(&c, 4);
+	isr = get(&c, 4);
+	gen = get(&c, 4);
+	feat = get(&c, 8);
+	broken = get(&c, 4);
+	for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+		q[i].num = get(&c, 2);
+		q[i].ready = get(&c, 2);
+		q[i].desc = get(&c, 8);
+		q[i].avail = get(&c, 8);
+		q[i].used = get(&c, 8);
+		q[i].last_avail = get(&c, 2);
+		q[i].used_idx = get(&c, 2);
+		q[i].kick_fd = d->q[i].kick_fd;
+		if (q[i].ready &&
+		    (i >= d->ops->nr_queues || q[i].num > d->ops->queue_max ||
+		     !virtq__valid(d->mem, &q[i]))) {
+			*why = "device state with a bad queue";
+			return -1;
+		}
+	}
+	if (id != d->ops->device_id || status > 0xff || isr > 3 || broken > 1 ||
+	    (feat & ~offered(d))) {
+		*why = "device state that does not fit the device";
+		return -1;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->status = status;
+	d->dev_feat_sel = dsel;
+	d->drv_feat_sel = fsel;
+	d->queue_sel = qsel;
+	d->isr = isr;
+	d->config_gen = gen;
+	d->drv_features = feat;
+	d->broken = broken ? "broken before it moved" : NULL;
+	memcpy(d->q, q, sizeof(q));
+	pthread_mutex_unlock(&d->lock);
+	/* A notification may have reached the old host after it stopped. */
+	for (unsigned i = 0; i < d->ops->nr_queues; i++)
+		if (q[i].ready)
+			kick(q[i].kick_fd);
+	return 0;
+}
+
+void virtio__unplug_notify(struct virtio_dev *d, int vm_fd)
+{
+	if (vm_fd >= 0)
+		ioeventfds(d, vm_fd, true);
+}
+
+void virtio__unplug(struct virtio_dev *d, int vm_fd)
+{
+	if (vm_fd >= 0)
+		ioeventfds(d, vm_fd, true);
+	virtio__stop(d);
 }

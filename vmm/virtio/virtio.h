@@ -135,6 +135,9 @@ struct virtio_ops {
 	/* The driver reset the device: drop every request in flight and
 	 * wait for the backend's I/O on them to end (lock held). */
 	void (*reset)(struct virtio_dev *d);
+	/* Finish every request in flight and publish it (worker stopped,
+	 * lock held): the device is about to move (NULL: none in flight). */
+	void (*drain)(struct virtio_dev *d);
 	void (*free)(struct virtio_dev *d);
 };
 
@@ -215,6 +218,22 @@ int virtio__init(struct virtio_dev *d, unsigned idx, struct mem *m,
 int virtio__start(struct virtio_dev *d, int vm_fd);
 /* Stop the worker (after the I/O in flight) and free the device. */
 void virtio__stop(struct virtio_dev *d);
+/*
+ * Moving a device to another host (vmm/cluster_dev.c): quiesce stops the
+ * worker and finishes what is in flight; save writes the transport's
+ * state (registers and queues; VIRTIO_STATE_SIZE bytes); load sets it on
+ * a fresh device of the same kind, checking it as untrusted (-1, why),
+ * and looks at every ready queue once it runs (a notification may have
+ * come in between); unplug takes the ioeventfds back and frees it.
+ */
+#define VIRTIO_STATE_SIZE (40 + VIRTIO_MAX_QUEUES * 32)
+void virtio__quiesce(struct virtio_dev *d);
+void virtio__save(struct virtio_dev *d, uint8_t *out);
+int virtio__load(struct virtio_dev *d, const uint8_t *in, size_t len,
+		 const char **why);
+void virtio__unplug(struct virtio_dev *d, int vm_fd);
+/* Only the ioeventfds: notifications exit to the VMM from then on. */
+void virtio__unplug_notify(struct virtio_dev *d, int vm_fd);
 /* The device marks itself broken (lock held): NEEDS_RESET, config
  * interrupt, and why printed once. */
 void virtio__fail(struct virtio_dev *d, const char *why);
@@ -275,6 +294,12 @@ struct acpi_mmio_dev;
  * room); how many. */
 unsigned virtio__acpi_devs(const struct vm_config *c,
 			   struct acpi_mmio_dev *out);
+/* Device i of the VM, made and set up (not started, not on a bus). */
+struct virtio_dev *virtio__make(struct vm *vm, unsigned i, char *why,
+				size_t len);
+/* Its name: kind and index ("blk0"). */
+void virtio__dev_name(const struct vm_config *c, unsigned i, char *out,
+		      size_t len);
 /* Make and register the devices this host owns; -1 with a message. */
 int virtio__attach(struct vm *vm);
 int virtio__start_all(struct vm *vm);
