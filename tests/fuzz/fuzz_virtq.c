@@ -604,6 +604,26 @@ static void dev_op(struct virtio_dev *d, struct in *in, unsigned op)
 	case T_RESET:
 		wr32(d, VIRTIO_MMIO_STATUS, 0);
 		break;
+	case T_LOAD: {
+		uint8_t st[VIRTIO_STATE_SIZE] = {0};
+		const char *why = NULL;
+
+		for (unsigned i = 0; i < sizeof(st); i++)
+			st[i] = u8(in);
+		if (virtio__load(d, st, sizeof(st), &why))
+			CHECK(why);
+		break;
+	}
+	case T_SAVE_LOAD: {
+		uint8_t st[VIRTIO_STATE_SIZE];
+		const char *why = NULL;
+
+		virtio__save(d, st);
+		if (virtio__load(d, st, sizeof(st), &why))
+			fprintf(stderr, "LOAD: %s\n", why);
+		CHECK(!why);
+		break;
+	}
 	}
 }
 

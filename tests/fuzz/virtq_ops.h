@@ -72,6 +72,10 @@ enum {
 	T_RUN,	 /* one round of the worker */
 	T_INPUT, /* n u8, n bytes for virtio__console_in */
 	T_RESET,
+	/* A peer's state for a moved device: VIRTIO_STATE_SIZE bytes
+	 * (short input: zeros) into virtio__load. */
+	T_LOAD,
+	T_SAVE_LOAD, /* save, then load the same bytes: must succeed */
 	NR_DEV_OPS
 };
 

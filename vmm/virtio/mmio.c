@@ -531,8 +531,9 @@ int virtio__load(struct virtio_dev *d, const uint8_t *in, size_t len,
 			return -1;
 		}
 	}
+	/* Before FEATURES_OK the driver's word may hold anything. */
 	if (id != d->ops->device_id || status > 0xff || isr > 3 || broken > 1 ||
-	    (feat & ~offered(d))) {
+	    ((status & VIRTIO_S_FEATURES_OK) && (feat & ~offered(d)))) {
 		*why = "device state that does not fit the device";
 		return -1;
 	}
