@@ -312,8 +312,13 @@ static void *worker(void *arg)
 				d->ops->notify(d, i);
 		}
 		for (unsigned i = 0; i < VIRTIO_DEV_FDS; i++)
-			if (p[nq + i].fd >= 0 && p[nq + i].revents)
+			if (d->fds[i] >= 0 && p[nq + i].revents)
 				d->ops->ready_fd(d, i);
+		/* A device may have dropped an fd that stays readable (a tap
+		 * with no receive buffer to take a frame) or taken it back:
+		 * wait on the set as it is now (poll skips -1). */
+		for (unsigned i = 0; i < VIRTIO_DEV_FDS; i++)
+			p[nq + i].fd = d->fds[i];
 		irq = d->irq_due;
 		d->irq_due = false;
 		pthread_mutex_unlock(&d->lock);

@@ -111,10 +111,10 @@ int virtq__pop(struct mem *m, struct virtq *q, struct virtq_chain *c,
 	return 1;
 }
 
-void virtq__push(struct virtio_dev *d, struct virtq *q, uint16_t head,
-		 uint32_t len)
+void virtq__push_n(struct virtio_dev *d, struct virtq *q, const uint16_t *heads,
+		   const uint32_t *lens, unsigned n)
 {
-	uint8_t *used, *e;
+	uint8_t *used;
 	const uint8_t *avail;
 
 	/* A completion can outlive the queue being ready (blk's I/O in
@@ -122,22 +122,36 @@ void virtq__push(struct virtio_dev *d, struct virtq *q, uint16_t head,
 	 * rings: num 0 would make the index mask 0xffff, an odd ring a
 	 * misaligned store. Publish only to rings that still pass the
 	 * checks the queue was readied with. */
-	if (!virtq__valid(d->mem, q))
+	if (!n || !virtq__valid(d->mem, q))
 		return;
 	used = mem__ptr(d->mem, q->used, 6 + 8 * q->num);
 	avail = mem__ptr(d->mem, q->avail, 6 + 2 * q->num);
-	e = used + 4 + 8 * (q->used_idx & (q->num - 1));
-	memcpy(e, &(uint32_t){head}, 4);
-	memcpy(e + 4, &len, 4);
-	q->used_idx++;
-	/* The entry is visible before the index that publishes it. */
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *e = used + 4 + 8 * (q->used_idx & (q->num - 1));
+
+		memcpy(e, &(uint32_t){heads[i]}, 4);
+		memcpy(e + 4, &lens[i], 4);
+		q->used_idx++;
+	}
+	/* The entries are visible before the index that publishes them. */
 	__atomic_store_n((uint16_t *)(used + 2), q->used_idx, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (!(load16(avail) & VIRTQ_AVAIL_F_NO_INTERRUPT)) {
 		d->isr |= VIRTIO_INT_USED;
 		d->irq_due = true;
 	}
-	d->st.requests++;
+	d->st.requests += n;
+}
+
+void virtq__push(struct virtio_dev *d, struct virtq *q, uint16_t head,
+		 uint32_t len)
+{
+	virtq__push_n(d, q, &head, &len, 1);
+}
+
+void virtq__unpop(struct virtq *q, unsigned n)
+{
+	q->last_avail -= n;
 }
 
 static size_t copy(const struct iovec *iov, unsigned n, size_t off,

@@ -165,7 +165,10 @@ struct virtio_dev {
 	struct virtq q[VIRTIO_MAX_QUEUES];
 	uint8_t config[128];
 	uint32_t config_len;
-	/* The device's own fds the worker also waits on (-1: none). */
+	/* The device's own fds the worker also waits on (-1: none). The
+	 * device may change them under the lock; the worker waits on the
+	 * new set from its next round (at once from its own callbacks,
+	 * else after its next wake-up, e.g. a queue's kick). */
 	int fds[VIRTIO_DEV_FDS];
 	/* Worker. */
 	pthread_t thread;
@@ -194,6 +197,14 @@ int virtq__pop(struct mem *m, struct virtq *q, struct virtq_chain *c,
  * size or rings invalid (virtq__valid). */
 void virtq__push(struct virtio_dev *d, struct virtq *q, uint16_t head,
 		 uint32_t len);
+/* Give back n requests at once, in this order: the driver sees all of
+ * them or none (one received frame over several buffers). */
+void virtq__push_n(struct virtio_dev *d, struct virtq *q,
+		   const uint16_t *heads, const uint32_t *lens, unsigned n);
+/* The last n requests taken go back to the ring as if never taken (the
+ * device had nothing to put in them yet). Only the worker takes from a
+ * queue, so they are still the next ones. */
+void virtq__unpop(struct virtq *q, unsigned n);
 /* The queue's rings lie in guest RAM (checked when the driver readies
  * it). */
 bool virtq__valid(const struct mem *m, const struct virtq *q);
