@@ -309,6 +309,12 @@ static int cmd_run(int argc, char **argv)
 		perror("slos: signalfd");
 		return VM_EXIT_USAGE;
 	}
+	/* Taps first: --local-hosts moves this process to a network
+	 * namespace of its own, and the tap belongs where the user is. */
+	if (virtio__net_preopen(cfg.vdevs, cfg.nr_vdevs, err, sizeof(err))) {
+		fprintf(stderr, "slos: %s\n", err);
+		return setup_failed(sfd);
+	}
 	if (hosts_setup(&cfg, err, sizeof(err))) {
 		fprintf(stderr, "slos: %s\n", err);
 		return setup_failed(sfd);

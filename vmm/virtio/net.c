@@ -390,11 +390,23 @@ static const char *hint(int e)
 	return "";
 }
 
-static int open_tap(struct net *n, const char *name, char *why, size_t len)
+static int open_tap(struct net *n, const struct virtio_spec *s, char *why,
+		    size_t len)
 {
 	struct ifreq ifr = {.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR};
+	const char *name = s->path;
 	int sz = HDR_LEN, e;
 
+	if (s->tap_open) {
+		n->tap = s->tap_fd;
+		if (ioctl(n->tap, TUNGETIFF, &ifr)) {
+			snprintf(why, len, "--net: TUNGETIFF: %s",
+				 strerror(errno));
+			return -1;
+		}
+		snprintf(n->ifname, IFNAMSIZ, "%s", ifr.ifr_name);
+		return 0;
+	}
 	n->tap = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (n->tap < 0) {
 		e = errno;
@@ -453,7 +465,7 @@ struct virtio_dev *virtio__net_new(const struct virtio_spec *s, char *why,
 	n->dev.ops = &net_ops;
 	n->dev.priv = n;
 	n->dev.fds[1] = -1;
-	if (open_tap(n, s->path, why, len)) {
+	if (open_tap(n, s, why, len)) {
 		net_free(&n->dev);
 		return NULL;
 	}
@@ -470,4 +482,23 @@ struct virtio_dev *virtio__net_new(const struct virtio_spec *s, char *why,
 	memcpy(n->dev.config + 6, &st, 2);
 	n->dev.config_len = 8;
 	return &n->dev;
+}
+
+int virtio__net_preopen(struct virtio_spec *s, unsigned nr, char *why,
+			size_t len)
+{
+	for (unsigned i = 0; i < nr; i++) {
+		struct net n = {.tap = -1};
+
+		if (s[i].kind != VIRTIO_NET || s[i].host || s[i].tap_open)
+			continue;
+		if (open_tap(&n, &s[i], why, len)) {
+			if (n.tap >= 0)
+				close(n.tap);
+			return -1;
+		}
+		s[i].tap_fd = n.tap;
+		s[i].tap_open = true;
+	}
+	return 0;
 }

@@ -268,6 +268,10 @@ struct virtio_spec {
 	unsigned host;	  /* the host that owns it */
 	uint8_t mac[6];	  /* net */
 	bool mac_set;
+	/* net: the tap, opened already (virtio__net_preopen), when
+	 * tap_open; the device takes it over. */
+	bool tap_open;
+	int tap_fd;
 };
 
 /* Parse one --disk FILE[,ro][,host=N] / --net tap[,name=N][,mac=M]
@@ -283,6 +287,11 @@ struct virtio_dev *virtio__blk_new(const struct virtio_spec *s, char *why,
 struct virtio_dev *virtio__net_new(const struct virtio_spec *s, char *why,
 				   size_t len);
 struct virtio_dev *virtio__rng_new(char *why, size_t len);
+/* Open the tap of each --net host 0 owns, in the network namespace the
+ * command runs in, before --local-hosts moves host 0 to a namespace of
+ * its own; 0, or -1 with why. */
+int virtio__net_preopen(struct virtio_spec *s, unsigned n, char *why,
+			size_t len);
 /* hvc0: output to out_fd; input from virtio__console_in. */
 struct virtio_dev *virtio__console_new(int out_fd, char *why, size_t len);
 /* Host input for the guest: bytes taken (the rest waits for room), and
