@@ -217,7 +217,10 @@ void cluster__stopping(struct vm *vm, int status, const char *why)
 			if (h != cl->self && cl->conn[h])
 				cluster_send(cl, h, CL_STOP, buf, 4 + n);
 	}
-	/* vCPUs blocked on faults no host will answer now are let go. */
+	/* vCPUs blocked on faults no host will answer now are let go;
+	 * the devices first stop taking requests, which would read the
+	 * zeros such faults then give. */
+	virtio__halt_all(vm);
 	if (cl->dsm_on)
 		fault__release(&vm->fault);
 	pthread_mutex_lock(&cl->lock);

@@ -135,8 +135,7 @@ void cluster_irq_frame(struct cluster *cl, int from, const uint8_t *p,
 		cluster_stop(cl, VM_EXIT_CRASH, "host %d: bad CL_IRQ", from);
 		return;
 	}
-	ioapic__set_irq(vm->ioapic, p[0], true);
-	ioapic__set_irq(vm->ioapic, p[0], false);
+	ioapic__pulse(vm->ioapic, p[0]);
 }
 
 void cluster__irq(struct vm *vm, unsigned gsi)
@@ -210,12 +209,15 @@ void cluster_dev_move_out(struct cluster *cl, unsigned idx, unsigned to)
 	virtio__stop(d);
 }
 
-static void take(struct cluster *cl, unsigned idx, const uint8_t *p, size_t len)
+void cluster_dev_take(struct cluster *cl, unsigned idx, const uint8_t *p)
 {
 	struct virtio_dev *d = cl->dev_pending[idx];
 	const char *why = "no device made for it";
 
-	if (!d || virtio__load(d, p, len, &why) ||
+	if (cl->vm->vdev[idx])
+		why = "it is here already";
+	if (!d || cl->vm->vdev[idx] ||
+	    virtio__load(d, p, VIRTIO_STATE_SIZE, &why) ||
 	    virtio__start(d, cl->vm->vm_fd)) {
 		cluster_stop(cl, VM_EXIT_CRASH,
 			     "host %u: virtio device %u did not arrive: %s",
@@ -250,7 +252,9 @@ static void dev_op(struct cluster *cl, int from, unsigned op, unsigned idx,
 				     "device move: queue full");
 		return;
 	case DEV_STATE:
-		take(cl, idx, p, len);
+		if (!cluster_io_queue_take(cl, idx, p))
+			cluster_stop(cl, VM_EXIT_CRASH,
+				     "device move: queue full");
 		return;
 	case DEV_OWNER:
 		atomic_store(&cl->dev_owner[idx], host);
@@ -262,6 +266,9 @@ static void dev_op(struct cluster *cl, int from, unsigned op, unsigned idx,
 		if (cl->mv.active && cl->mv.idx == idx) {
 			if (op == DEV_OWNER) {
 				cl->mv.done = host == cl->mv.to;
+				/* A move that outlived its wait ends here. */
+				if (cl->mv.done && cl->mv.late)
+					cl->mv.active = false;
 			} else {
 				cl->mv.prepped = true;
 				cl->mv.ok = host;
@@ -296,7 +303,8 @@ void cluster_dev_frame(struct cluster *cl, int from, const uint8_t *p,
 		ok = ok && from == 0 && host < cl->n && len == 3;
 		break;
 	case DEV_PREPPED:
-		ok = ok && cl->self == 0 && host <= 1;
+		ok = ok && cl->self == 0 && host <= 1 &&
+		     (unsigned)from == cl->mv.to;
 		break;
 	case DEV_STATE:
 		ok = ok && host == cl->self && len == 3 + VIRTIO_STATE_SIZE;
@@ -365,7 +373,7 @@ int cluster__move_device(struct vm *vm, const char *dev, unsigned host, int ms,
 		return -1;
 	}
 	cl->mv.active = true;
-	cl->mv.prepped = cl->mv.ok = cl->mv.done = false;
+	cl->mv.prepped = cl->mv.ok = cl->mv.done = cl->mv.late = false;
 	cl->mv.idx = idx;
 	cl->mv.to = host;
 	cl->mv.why[0] = '\0';
@@ -385,8 +393,15 @@ int cluster__move_device(struct vm *vm, const char *dev, unsigned host, int ms,
 		dev_send(cl, from, DEV_MOVE, idx, host, NULL, 0);
 		pthread_mutex_lock(&cl->lock);
 		if (wait_mv(cl, &cl->mv.done, ms)) {
-			snprintf(why, len, "not there after %d ms", ms);
-			r = -1;
+			snprintf(why, len,
+				 "not there after %d ms (still moving: no "
+				 "other move until it arrives)",
+				 ms);
+			/* It may still arrive: the next move waits for
+			 * that rather than find the device in between. */
+			cl->mv.late = true;
+			pthread_mutex_unlock(&cl->lock);
+			return -1;
 		}
 		pthread_mutex_unlock(&cl->lock);
 	}

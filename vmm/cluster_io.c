@@ -17,7 +17,10 @@
 
 struct io_req {
 	uint8_t from;
-	bool move; /* msg[0]: the device, msg[1]: its new host */
+	/* Device jobs: msg[0] the device, msg[1] its new host; a take's
+	 * state (malloc'd, freed here). */
+	bool move, take;
+	uint8_t *state;
 	uint8_t msg[24];
 };
 
@@ -63,8 +66,11 @@ static void *forwarder(void *arg)
 		pthread_mutex_unlock(&f->lock);
 		if (r.move)
 			cluster_dev_move_out(cl, r.msg[0], r.msg[1]);
+		else if (r.take)
+			cluster_dev_take(cl, r.msg[0], r.state);
 		else
 			perform(cl, &r);
+		free(r.state);
 		pthread_mutex_lock(&f->lock);
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -111,6 +117,21 @@ bool cluster_io_queue_move(struct cluster *cl, unsigned idx, unsigned to)
 	struct io_req r = {.move = true, .msg = {idx, to}};
 
 	return enqueue(cl, &r);
+}
+
+bool cluster_io_queue_take(struct cluster *cl, unsigned idx,
+			   const uint8_t *state)
+{
+	struct io_req r = {.take = true, .msg = {idx}};
+
+	r.state = malloc(VIRTIO_STATE_SIZE);
+	if (!r.state)
+		return false;
+	memcpy(r.state, state, VIRTIO_STATE_SIZE);
+	if (enqueue(cl, &r))
+		return true;
+	free(r.state);
+	return false;
 }
 
 bool cluster_io_queue(struct cluster *cl, unsigned from, const uint8_t *msg)

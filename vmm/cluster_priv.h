@@ -119,7 +119,7 @@ struct cluster {
 	pthread_rwlock_t dev_rw[VIRTIO_MAX_DEVS];
 	struct virtio_dev *dev_pending[VIRTIO_MAX_DEVS];
 	struct {
-		bool active, prepped, ok, done;
+		bool active, prepped, ok, done, late;
 		unsigned idx, to;
 		char why[160];
 	} mv;
@@ -217,6 +217,12 @@ void cluster_io_stop(struct cluster *cl);
  * the device's I/O, which may wait for pages). */
 bool cluster_io_queue_move(struct cluster *cl, unsigned idx, unsigned to);
 void cluster_dev_move_out(struct cluster *cl, unsigned idx, unsigned to);
+/* The new owner sets the state up on the same thread: KVM_IOEVENTFD waits
+ * for SRCU, which a vCPU faulting on a page holds, and the page may come
+ * on the connection that brought the state. */
+bool cluster_io_queue_take(struct cluster *cl, unsigned idx,
+			   const uint8_t *state);
+void cluster_dev_take(struct cluster *cl, unsigned idx, const uint8_t *state);
 void cluster_dev_exit(struct cluster *cl);
 void cluster_dev_frame(struct cluster *cl, int from, const uint8_t *p,
 		       size_t len);

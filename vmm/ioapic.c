@@ -207,6 +207,17 @@ void ioapic__set_irq(struct ioapic *io, unsigned pin, bool level)
 	pthread_mutex_unlock(&io->lock);
 }
 
+void ioapic__pulse(struct ioapic *io, unsigned pin)
+{
+	if (pin >= IOAPIC_PINS)
+		return;
+	pthread_mutex_lock(&io->lock);
+	uint64_t e = io->rte[pin];
+	if (!(e & RTE_LEVEL) && !(e & RTE_MASKED))
+		deliver(io, pin);
+	pthread_mutex_unlock(&io->lock);
+}
+
 void ioapic__eoi(struct ioapic *io, uint8_t vector)
 {
 	pthread_mutex_lock(&io->lock);

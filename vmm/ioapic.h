@@ -31,6 +31,10 @@ struct ioapic *ioapic__new(int vm_fd, uint64_t base, unsigned id);
 void ioapic__free(struct ioapic *io);
 struct io_dev *ioapic__io(struct ioapic *io);
 void ioapic__set_irq(struct ioapic *io, unsigned pin, bool level);
+/* One edge on an edge-triggered pin, under one hold of the lock: two
+ * raisers of the same pin (set high, set low each) could interleave and
+ * give one interrupt for two. */
+void ioapic__pulse(struct ioapic *io, unsigned pin);
 void ioapic__eoi(struct ioapic *io, uint8_t vector);
 uint64_t ioapic__delivered(struct ioapic *io);
 /* Over hosts: its interrupts are injected under the VM's irq_lock, so

@@ -46,8 +46,7 @@ static void raise_irq(void *arg, unsigned gsi)
 		cluster__irq(vm, gsi); /* a member: host 0 has the IOAPIC */
 		return;
 	}
-	ioapic__set_irq(vm->ioapic, gsi, true);
-	ioapic__set_irq(vm->ioapic, gsi, false);
+	ioapic__pulse(vm->ioapic, gsi);
 }
 
 static unsigned owner(const struct vm_config *c, unsigned i)
@@ -123,6 +122,18 @@ int virtio__start_all(struct vm *vm)
 		}
 	}
 	return 0;
+}
+
+void virtio__halt_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < VIRTIO_MAX_DEVS; i++) {
+		struct virtio_dev *d = vm->vdev[i];
+
+		/* Not under its lock: a worker holding it may wait for a
+		 * page that only this thread's connection would bring. */
+		if (d)
+			atomic_store(&d->halted, true);
+	}
 }
 
 void virtio__detach(struct vm *vm)

@@ -243,9 +243,12 @@ static void blk_reset(struct virtio_dev *d)
 	d->q[0].ready = false;
 	while (b->inflight) {
 		struct io_uring_cqe *cqe;
+		int e = io_uring_wait_cqe(&b->ring, &cqe);
 
-		if (io_uring_wait_cqe(&b->ring, &cqe) == -EINTR)
+		if (e == -EINTR)
 			continue;
+		if (e)
+			break; /* the ring itself failed: nothing to wait for */
 		io_uring_cqe_seen(&b->ring, cqe);
 		b->inflight--;
 	}
@@ -274,6 +277,11 @@ static void drain(struct virtio_dev *d)
 	if (io_uring_sq_ready(&b->ring))
 		io_uring_submit(&b->ring);
 	reap(d, true);
+	/* The next owner may see the image through another page cache
+	 * (a shared file system): what was written is on disk first. */
+	if (fdatasync(b->fd) && errno != EINVAL)
+		fprintf(stderr, "slos: virtio %s: fdatasync: %s\n", d->name,
+			strerror(errno));
 }
 
 static const struct virtio_ops blk_ops = {

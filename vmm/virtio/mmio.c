@@ -303,6 +303,10 @@ static void *worker(void *arg)
 		if (p[nq + VIRTIO_DEV_FDS].revents)
 			break;
 		pthread_mutex_lock(&d->lock);
+		if (atomic_load(&d->halted)) {
+			pthread_mutex_unlock(&d->lock);
+			break;
+		}
 		for (unsigned i = 0; i < nq; i++) {
 			if (!p[i].revents || read(p[i].fd, &n, 8) != 8)
 				continue;
@@ -443,7 +447,9 @@ void virtio__quiesce(struct virtio_dev *d)
 		d->running = false;
 	}
 	pthread_mutex_lock(&d->lock);
-	if (d->ops->drain && !d->broken)
+	/* A broken device's I/O in flight must end here too: the new
+	 * owner's reset gives its buffers back to the driver. */
+	if (d->ops->drain)
 		d->ops->drain(d);
 	pthread_mutex_unlock(&d->lock);
 	raise_due(d);
@@ -552,6 +558,10 @@ int virtio__load(struct virtio_dev *d, const uint8_t *in, size_t len,
 	d->drv_features = feat;
 	d->broken = broken ? "broken before it moved" : NULL;
 	memcpy(d->q, q, sizeof(q));
+	/* What DRIVER_OK set up on the old host (net: the tap's
+	 * offloads) is set up here too. */
+	if ((status & VIRTIO_S_DRIVER_OK) && d->ops->start)
+		d->ops->start(d);
 	pthread_mutex_unlock(&d->lock);
 	/* A notification may have reached the old host after it stopped. */
 	for (unsigned i = 0; i < d->ops->nr_queues; i++)

@@ -266,6 +266,14 @@ static bool rx_frame(struct virtio_dev *d)
 		virtq__unpop(q, k);
 		return false;
 	}
+	if (r < 0) {
+		/* The tap is gone (ip link del): no more frames, and no
+		 * spinning on its error either. */
+		virtq__unpop(q, k);
+		poll_tap(d, false);
+		virtio__fail(d, "the tap stopped working");
+		return false;
+	}
 	/* A frame longer than the buffers reaches the spare byte past them,
 	 * whether the tap then returns its whole length (older kernels) or
 	 * what it copied: either way more than they hold. A frame lost, as
@@ -398,7 +406,8 @@ static int open_tap(struct net *n, const struct virtio_spec *s, char *why,
 	int sz = HDR_LEN, e;
 
 	if (s->tap_open) {
-		n->tap = s->tap_fd;
+		/* A copy: the spec's stays open for a move back here. */
+		n->tap = fcntl(s->tap_fd, F_DUPFD_CLOEXEC, 0);
 		if (ioctl(n->tap, TUNGETIFF, &ifr)) {
 			snprintf(why, len, "--net: TUNGETIFF: %s",
 				 strerror(errno));

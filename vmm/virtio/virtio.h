@@ -22,6 +22,7 @@
 #define SLOS_VIRTIO_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -179,6 +180,8 @@ struct virtio_dev {
 	void *irq_arg;
 	struct virtio_stats st;
 	const char *broken; /* why the device needs a reset, or NULL */
+	/* The VM stops: take no more requests (virtio__halt_all). */
+	atomic_bool halted;
 };
 
 /* ---- queue.c ---- */
@@ -199,8 +202,8 @@ void virtq__push(struct virtio_dev *d, struct virtq *q, uint16_t head,
 		 uint32_t len);
 /* Give back n requests at once, in this order: the driver sees all of
  * them or none (one received frame over several buffers). */
-void virtq__push_n(struct virtio_dev *d, struct virtq *q,
-		   const uint16_t *heads, const uint32_t *lens, unsigned n);
+void virtq__push_n(struct virtio_dev *d, struct virtq *q, const uint16_t *heads,
+		   const uint32_t *lens, unsigned n);
 /* The last n requests taken go back to the ring as if never taken (the
  * device had nothing to put in them yet). Only the worker takes from a
  * queue, so they are still the next ones. */
@@ -324,6 +327,11 @@ void virtio__dev_name(const struct vm_config *c, unsigned i, char *out,
 int virtio__attach(struct vm *vm);
 int virtio__start_all(struct vm *vm);
 void virtio__detach(struct vm *vm);
+/* The VM over hosts stops: before guest RAM stops being served (its
+ * faults then read zeros), the devices take no more requests, so none
+ * starts copying zeros to a disk or a tap. A copy already blocked on a
+ * page may still (docs/virtio.md). */
+void virtio__halt_all(struct vm *vm);
 void virtio__print_stats(struct vm *vm, FILE *f);
 
 #endif
