@@ -19,11 +19,13 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/unit/%)
 INTEG_SRCS := $(filter-out tests/integration/harness.c,$(wildcard tests/integration/*.c))
 INTEG_BINS := $(INTEG_SRCS:tests/integration/%.c=$(O)/tests/integration/%)
-BENCH_SRCS := $(wildcard bench/*/*.c)
+# bench/blk/guest.c runs inside the Linux guest: static, no libslos.
+BLK_GUEST  := $(O)/bench/blk/guest
+BENCH_SRCS := $(filter-out bench/blk/guest.c,$(wildcard bench/*/*.c))
 BENCH_BINS := $(patsubst bench/%.c,$(O)/bench/%,$(BENCH_SRCS))
 
 .PHONY: all asan tests test demo fuzz clean deps linux-guest format
-all: $(O)/slos $(O)/guest/testos.elf $(BENCH_BINS)
+all: $(O)/slos $(O)/guest/testos.elf $(BENCH_BINS) $(BLK_GUEST)
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -48,6 +50,11 @@ $(O)/tests/integration/%: tests/integration/%.c tests/integration/harness.c $(O)
 $(O)/bench/%: bench/%.c $(O)/libslos.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(O)/libslos.a -o $@ $(LDFLAGS) $(LDLIBS)
+
+# As scripts/build-linux-guest.sh builds guest/linux/apps/uspace.c.
+$(BLK_GUEST): bench/blk/guest.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -O2 $(CSTD) $(WARN) $< -o $@
 
 -include guest/testos/testos.mk
 -include tests/fuzz/fuzz.mk
