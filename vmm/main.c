@@ -283,7 +283,9 @@ static int hosts_setup(struct vm_config *c, char *err, size_t len)
 
 static int cmd_run(int argc, char **argv)
 {
-	struct vm_config cfg;
+	/* Static, like vm: the strings it holds live as long as the
+	 * process, whichever way it ends (LeakSanitizer agrees). */
+	static struct vm_config cfg;
 	char err[256], name[32], path[256];
 	static struct vm vm;
 	static struct snap_trigger trig = { .efd = -1 };

@@ -452,9 +452,11 @@ static void vnet_run(bool hosts)
 	/* The driver took every feature offered: MRG_RXBUF, the checksum
 	 * and TSO offloads both ways, MAC, STATUS, VERSION_1 (its sysfs
 	 * file is one digit per bit, bit 0 first). */
-	console(con,
-		"echo VNET-FEAT-$(cat /sys/class/net/eth0/device/features)");
-	cr_expect(harness__wait_output(&vm, "VNET-FEAT-", scaled(60)));
+	console(con, "echo VNET-FEAT-$(cat /sys/class/net/eth0/device/features)"
+		     "-FEAT''-END");
+	/* The whole line: the console's bytes come one exit each (over
+	 * hosts, one forwarded access each), so its start shows first. */
+	cr_expect(harness__wait_output(&vm, "-FEAT-END", scaled(60)));
 	out = harness__output(&vm);
 	feat = strstr(out, "VNET-FEAT-");
 	cr_expect(feat && !strncmp(feat + 10, "11000101100110011", 17) &&
