@@ -781,8 +781,15 @@ void cluster_forward(struct cluster *cl, unsigned to, bool mmio,
 	if (!write)
 		memcpy(data, cl->io[io_slot].data, size);
 	pthread_mutex_unlock(&cl->lock);
+	uint64_t ns = vm__now_ns() - t0;
+	struct vcpu *v = vcpu__current();
+
 	atomic_fetch_add(&cl->fwd_n, 1);
-	atomic_fetch_add(&cl->fwd_ns, vm__now_ns() - t0);
+	atomic_fetch_add(&cl->fwd_ns, ns);
+	/* A vCPU's own access (the forwarder passing one on is not). */
+	if (v && trace__on())
+		trace__emit(TRACE_IO, cl->self, v->id, addr, to, ns / 1000,
+			    write);
 }
 
 static void fwd_access(struct io_dev *d, uint64_t off, uint8_t *data,

@@ -102,6 +102,16 @@ static void write_ev(const struct trace_ev *e)
 			(unsigned long long)e->c, (unsigned long long)e->a,
 			e->d ? "true" : "false", (unsigned long long)e->b);
 		break;
+	case TRACE_IO:
+		fprintf(f,
+			"%s{\"name\":\"io\",\"ph\":\"X\",\"pid\":%u,"
+			"\"tid\":%u,\"ts\":%.0f,\"dur\":%llu,\"args\":{"
+			"\"addr\":\"0x%llx\",\"write\":%s,\"host\":%llu}}",
+			sep, e->host, e->vcpu,
+			ts > (double)e->c ? ts - (double)e->c : 0,
+			(unsigned long long)e->c, (unsigned long long)e->a,
+			e->d ? "true" : "false", (unsigned long long)e->b);
+		break;
 	case TRACE_BALANCE:
 		fprintf(f,
 			"%s{\"name\":\"balance\",\"ph\":\"i\",\"s\":\"t\","
@@ -130,7 +140,7 @@ static bool valid(const struct trace_ev *e)
 	if (e->kind >= TRACE_NR_KINDS || e->host >= T.nhosts ||
 	    e->vcpu >= T.nr_vcpus)
 		return false;
-	if (e->kind == TRACE_FAULT)
+	if (e->kind == TRACE_FAULT || e->kind == TRACE_IO)
 		return e->b < T.nhosts && e->d <= 1;
 	if (e->kind == TRACE_BALANCE)
 		return e->a < T.nhosts && e->d < BAL_NR_VERDICTS;

@@ -5,8 +5,11 @@
  * one thread per vCPU ("vCPU N"): a "run" slice for every stretch a vCPU
  * ran on a host, an instant "jump" event at each arrival (from, to,
  * reason, latency, state bytes), a "fault" slice for each DSM fault a
- * vCPU waited for (page, read or write, its home host, wait), and the
- * balancer's decisions with their inputs.
+ * vCPU waited for (page, read or write, its home host, wait), an "io"
+ * slice for each device access forwarded to the device's host (port or
+ * MMIO address,
+ * read or write, that host, wait), and the balancer's decisions with
+ * their inputs.
  *
  * Host 0 writes the file. A member keeps its events as fixed 40-byte
  * records and sends them to host 0 in CL_TRACE frames (at most every
@@ -33,6 +36,9 @@ enum trace_kind {
 	TRACE_BALANCE,	 /* the policy's view: a = the host that served
 			  * most, b = its faults, c = all remote faults,
 			  * d = the verdict (enum bal_verdict) */
+	TRACE_IO,	 /* a device access forwarded to another host
+			  * ended: a = port or guest-physical address,
+			  * b = that host, c = wait us, d = write */
 	TRACE_NR_KINDS
 };
 

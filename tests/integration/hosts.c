@@ -617,6 +617,10 @@ HOSTS_TEST(trace_of_jumps)
 		 "           x[\"args\"][\"from\"] != x[\"pid\"] for x in j)\n"
 		 "b = [x for x in e if x[\"name\"] == \"run\" and x[\"ph\"] == \"B\"]\n"
 		 "assert len(b) >= 42 and {x[\"pid\"] for x in b} == {0, 1}, len(b)\n"
+		 /* vCPU 1's UART output from host 1: forwarded */
+		 "i = [x for x in e if x[\"name\"] == \"io\"]\n"
+		 "assert i and all(x[\"pid\"] == 1 and x[\"args\"][\"host\"] == 0\n"
+		 "                 for x in i), len(i)\n"
 		 "' %s",
 		 trace);
 	cr_expect_eq(system(cmd), 0, "%s is not the trace expected", trace);
