@@ -93,25 +93,22 @@ static void write_ev(const struct trace_ev *e)
 			e->vcpu, ts);
 		break;
 	case TRACE_FAULT:
+	case TRACE_IO: {
+		/* Both a wait that ended at ts: for a page (its home) or
+		 * for a device access (the host that did it). */
+		bool io = e->kind == TRACE_IO;
+
 		fprintf(f,
-			"%s{\"name\":\"fault\",\"ph\":\"X\",\"pid\":%u,"
+			"%s{\"name\":\"%s\",\"ph\":\"X\",\"pid\":%u,"
 			"\"tid\":%u,\"ts\":%.0f,\"dur\":%llu,\"args\":{"
-			"\"gpa\":\"0x%llx\",\"write\":%s,\"home\":%llu}}",
-			sep, e->host, e->vcpu,
+			"\"%s\":\"0x%llx\",\"write\":%s,\"%s\":%llu}}",
+			sep, io ? "io" : "fault", e->host, e->vcpu,
 			ts > (double)e->c ? ts - (double)e->c : 0,
-			(unsigned long long)e->c, (unsigned long long)e->a,
-			e->d ? "true" : "false", (unsigned long long)e->b);
+			(unsigned long long)e->c, io ? "addr" : "gpa",
+			(unsigned long long)e->a, e->d ? "true" : "false",
+			io ? "host" : "home", (unsigned long long)e->b);
 		break;
-	case TRACE_IO:
-		fprintf(f,
-			"%s{\"name\":\"io\",\"ph\":\"X\",\"pid\":%u,"
-			"\"tid\":%u,\"ts\":%.0f,\"dur\":%llu,\"args\":{"
-			"\"addr\":\"0x%llx\",\"write\":%s,\"host\":%llu}}",
-			sep, e->host, e->vcpu,
-			ts > (double)e->c ? ts - (double)e->c : 0,
-			(unsigned long long)e->c, (unsigned long long)e->a,
-			e->d ? "true" : "false", (unsigned long long)e->b);
-		break;
+	}
 	case TRACE_BALANCE:
 		fprintf(f,
 			"%s{\"name\":\"balance\",\"ph\":\"i\",\"s\":\"t\","

@@ -619,9 +619,7 @@ static void dev_op(struct virtio_dev *d, struct in *in, unsigned op)
 		const char *why = NULL;
 
 		virtio__save(d, st);
-		if (virtio__load(d, st, sizeof(st), &why))
-			fprintf(stderr, "LOAD: %s\n", why);
-		CHECK(!why);
+		CHECK(!virtio__load(d, st, sizeof(st), &why));
 		break;
 	}
 	}

@@ -216,11 +216,25 @@ static uint32_t reg_read(struct virtio_dev *d, uint64_t off)
 	return 0;
 }
 
+/* Lock held: drop it, then raise the interrupt a used buffer or a
+ * config change made due (never under the lock: the IOAPIC's and the
+ * fabric's locks come after it). */
+static void unlock_and_raise(struct virtio_dev *d)
+{
+	bool irq = d->irq_due;
+
+	d->irq_due = false;
+	pthread_mutex_unlock(&d->lock);
+	if (irq) {
+		d->st.interrupts++;
+		d->irq(d->irq_arg, d->gsi);
+	}
+}
+
 static void mmio_access(struct io_dev *io, uint64_t off, uint8_t *data,
 			unsigned size, bool write)
 {
 	struct virtio_dev *d = io->priv;
-	bool irq;
 
 	pthread_mutex_lock(&d->lock);
 	if (off >= VIRTIO_MMIO_CONFIG) {
@@ -247,13 +261,7 @@ static void mmio_access(struct io_dev *io, uint64_t off, uint8_t *data,
 
 		memcpy(data, &v, 4);
 	}
-	irq = d->irq_due;
-	d->irq_due = false;
-	pthread_mutex_unlock(&d->lock);
-	if (irq) {
-		d->st.interrupts++;
-		d->irq(d->irq_arg, d->gsi);
-	}
+	unlock_and_raise(d);
 }
 
 bool virtio__each(struct virtio_dev *d, unsigned qi,
@@ -293,7 +301,6 @@ static void *worker(void *arg)
 	    (struct pollfd){.fd = d->stop_fd, .events = POLLIN};
 	for (;;) {
 		uint64_t n;
-		bool irq;
 
 		if (poll(p, nq + VIRTIO_DEV_FDS + 1, -1) < 0) {
 			if (errno == EINTR)
@@ -323,13 +330,7 @@ static void *worker(void *arg)
 		 * wait on the set as it is now (poll skips -1). */
 		for (unsigned i = 0; i < VIRTIO_DEV_FDS; i++)
 			p[nq + i].fd = d->fds[i];
-		irq = d->irq_due;
-		d->irq_due = false;
-		pthread_mutex_unlock(&d->lock);
-		if (irq) {
-			d->st.interrupts++;
-			d->irq(d->irq_arg, d->gsi);
-		}
+		unlock_and_raise(d);
 	}
 	return NULL;
 }
@@ -403,15 +404,20 @@ int virtio__start(struct virtio_dev *d, int vm_fd)
 	return 0;
 }
 
-void virtio__stop(struct virtio_dev *d)
+static void stop_worker(struct virtio_dev *d)
 {
-	if (!d)
-		return;
 	if (d->running) {
 		kick(d->stop_fd);
 		pthread_join(d->thread, NULL);
 		d->running = false;
 	}
+}
+
+void virtio__stop(struct virtio_dev *d)
+{
+	if (!d)
+		return;
+	stop_worker(d);
 	pthread_mutex_lock(&d->lock);
 	if (d->ops->reset)
 		d->ops->reset(d);
@@ -425,34 +431,15 @@ void virtio__stop(struct virtio_dev *d)
 		d->ops->free(d);
 }
 
-static void raise_due(struct virtio_dev *d)
-{
-	bool irq;
-
-	pthread_mutex_lock(&d->lock);
-	irq = d->irq_due;
-	d->irq_due = false;
-	pthread_mutex_unlock(&d->lock);
-	if (irq) {
-		d->st.interrupts++;
-		d->irq(d->irq_arg, d->gsi);
-	}
-}
-
 void virtio__quiesce(struct virtio_dev *d)
 {
-	if (d->running) {
-		kick(d->stop_fd);
-		pthread_join(d->thread, NULL);
-		d->running = false;
-	}
+	stop_worker(d);
 	pthread_mutex_lock(&d->lock);
 	/* A broken device's I/O in flight must end here too: the new
 	 * owner's reset gives its buffers back to the driver. */
 	if (d->ops->drain)
 		d->ops->drain(d);
-	pthread_mutex_unlock(&d->lock);
-	raise_due(d);
+	unlock_and_raise(d);
 }
 
 /* Little-endian fields, in order; x86 hosts only, so plain copies. */
@@ -574,11 +561,4 @@ void virtio__unplug_notify(struct virtio_dev *d, int vm_fd)
 {
 	if (vm_fd >= 0)
 		ioeventfds(d, vm_fd, true);
-}
-
-void virtio__unplug(struct virtio_dev *d, int vm_fd)
-{
-	if (vm_fd >= 0)
-		ioeventfds(d, vm_fd, true);
-	virtio__stop(d);
 }

@@ -238,14 +238,13 @@ void virtio__stop(struct virtio_dev *d);
  * state (registers and queues; VIRTIO_STATE_SIZE bytes); load sets it on
  * a fresh device of the same kind, checking it as untrusted (-1, why),
  * and looks at every ready queue once it runs (a notification may have
- * come in between); unplug takes the ioeventfds back and frees it.
+ * come in between); unplug_notify takes the ioeventfds back.
  */
 #define VIRTIO_STATE_SIZE (40 + VIRTIO_MAX_QUEUES * 32)
 void virtio__quiesce(struct virtio_dev *d);
 void virtio__save(struct virtio_dev *d, uint8_t *out);
 int virtio__load(struct virtio_dev *d, const uint8_t *in, size_t len,
 		 const char **why);
-void virtio__unplug(struct virtio_dev *d, int vm_fd);
 /* Only the ioeventfds: notifications exit to the VMM from then on. */
 void virtio__unplug_notify(struct virtio_dev *d, int vm_fd);
 /* The device marks itself broken (lock held): NEEDS_RESET, config
