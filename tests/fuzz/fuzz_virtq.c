@@ -36,8 +36,10 @@
 
 #define CHECK(c)                                                               \
 	do {                                                                   \
-		if (!(c))                                                      \
+		if (!(c)) {                                                    \
+			fprintf(stderr, "fuzz_virtq:%d: %s\n", __LINE__, #c);  \
 			__builtin_trap();                                      \
+		}                                                              \
 	} while (0)
 
 #define RAM_SIZE    VQ_RAM_SIZE

@@ -529,9 +529,15 @@ int virtio__load(struct virtio_dev *d, const uint8_t *in, size_t len,
 			return -1;
 		}
 	}
-	/* Before FEATURES_OK the driver's word may hold anything. */
+	/* What the transport itself would never reach is refused, so the
+	 * new host holds the invariants the old one kept. Before
+	 * FEATURES_OK the driver's word may hold anything. */
 	if (id != d->ops->device_id || status > 0xff || isr > 3 || broken > 1 ||
-	    ((status & VIRTIO_S_FEATURES_OK) && (feat & ~offered(d)))) {
+	    (broken && !(status & VIRTIO_S_NEEDS_RESET)) ||
+	    ((status & VIRTIO_S_DRIVER_OK) &&
+	     !(status & VIRTIO_S_FEATURES_OK)) ||
+	    ((status & VIRTIO_S_FEATURES_OK) &&
+	     ((feat & ~offered(d)) || !(feat & VIRTIO_F_VERSION_1)))) {
 		*why = "device state that does not fit the device";
 		return -1;
 	}
