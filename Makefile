@@ -1,6 +1,7 @@
 # ServerlessOS build. `make` builds build/slos and build/guest/testos.elf;
 # `make asan` the same VMM under ASan+UBSan in build-asan/; `make test` runs
-# every test (plain and sanitized); `make demo` boots the project kernel.
+# every test (plain and sanitized); `make demo` boots Linux over 2 hosts and
+# runs its apps (scripts/demo.sh).
 CC      ?= cc
 O       ?= build
 CSTD    := -std=gnu11
@@ -81,7 +82,7 @@ test:
 	tests/run-all.sh
 
 demo:
-	@scripts/kvm.sh banner "make demo"
+	@scripts/demo.sh banner
 	scripts/install-deps.sh
 	$(MAKE) all
 	scripts/demo.sh

@@ -9,6 +9,7 @@
 #       Debian's generic kernel (what linux-image-amd64 depends on), its ELF,
 #       and the initramfs plus its virtio/ext4 modules and /apps/uspace
 #       (guest/linux/apps/uspace.c, a static program that checks user space)
+#       and /demo's programs (guest/linux/demo/*.c: make demo's apps)
 #   stock-status
 #       "0" when the stock part worked; else non-zero and the reason (only that
 #       part is skipped, the script still succeeds)
@@ -168,13 +169,16 @@ readelf -h "$OUT/vmlinux" 2>/dev/null | grep 'Type:.*EXEC' >/dev/null || die "$O
 #   (inflating 1 MB of gzip takes the kernel ~100 s when ring 0 is emulated).
 #   MODDIR, if given, holds *.ko and an "order" file; they go to /lib/modules.
 #   APPDIR, if given, holds uspace, which goes to /apps (init runs /apps/*).
+#   DEMODIR, if given, holds the demo's programs, which go to /demo (run
+#   when a script asks: make demo, the end-to-end tests).
 # The archives are reproducible (fixed mtimes and owners, sorted, gzip -n) and
 # are replaced only when their bytes change.
 make_initramfs() {
-    local base=$1 stage=$2 moddir=${3:-} appdir=${4:-} p key f
+    local base=$1 stage=$2 moddir=${3:-} appdir=${4:-} demodir=${5:-} p key f
     key=$( { echo "$RECIPE_VERSION"; sha256sum "$INIT" "$BUSYBOX";
              [ -z "$moddir" ] || (cd "$moddir" && sha256sum order *.ko);
-             [ -z "$appdir" ] || (cd "$appdir" && sha256sum uspace); } | hash_of)
+             [ -z "$appdir" ] || (cd "$appdir" && sha256sum uspace);
+             [ -z "$demodir" ] || (cd "$demodir" && sha256sum *); } | hash_of)
     if [ -s "$base.cpio" ] && [ -s "$base.cpio.gz" ] &&
        [ "$(cat "$stage.key" 2>/dev/null || true)" = "$key" ]; then
         return 0
@@ -183,7 +187,7 @@ make_initramfs() {
     mkdir -p "$stage"
     (
         cd "$stage"
-        mkdir -p bin sbin usr/bin usr/sbin proc sys dev tmp root apps etc lib/modules
+        mkdir -p bin sbin usr/bin usr/sbin proc sys dev tmp root apps demo etc lib/modules
         cp "$BUSYBOX" bin/busybox
         for p in $("$BUSYBOX" --list-full); do
             [ -e "$p" ] || [ -L "$p" ] || ln -s /bin/busybox "$p"
@@ -198,6 +202,9 @@ make_initramfs() {
         fi
         if [ -n "$appdir" ]; then
             cp "$appdir"/uspace apps/
+        fi
+        if [ -n "$demodir" ]; then
+            cp "$demodir"/* demo/
         fi
         find . -exec touch -h -d @0 {} +
         find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet
@@ -221,8 +228,11 @@ log "initramfs: initramfs.cpio.gz and initramfs.cpio ready ($(elapsed $t))"
 SLOG=$LOGS/stock.log
 STOCK=$CACHE/stock
 # Modules the stock initramfs carries (virtio and ext4 are modules in Debian's
-# generic flavour); dependencies are added from modules.dep.
-STOCK_MODULES="virtio_mmio virtio_blk virtio_net virtio_console virtio-rng ext4"
+# generic flavour); dependencies are added from modules.dep. crc32c_generic:
+# ext4's metadata checksums (mke2fs's default) ask the crypto API for
+# crc32c, which no module lists as a dependency; without it a mount fails
+# with ENOENT.
+STOCK_MODULES="virtio_mmio virtio_blk virtio_net virtio_console virtio-rng crc32c_generic ext4"
 
 stock_fail() {
     printf '1\n%s\n' "$*" > "$OUT/stock-status"
@@ -357,7 +367,20 @@ stock_build() {
     fi
     install_file "$apps/uspace.new" "$apps/uspace"
     rm -f "$apps/uspace.new"
-    make_initramfs "$OUT/stock-initramfs" "$STOCK/initramfs.stage" "$dir/initramfs-modules" "$apps"
+    # The demo's programs (guest/linux/demo/*.c), built the same way.
+    local demo=$STOCK/demo src name
+    mkdir -p "$demo"
+    for src in "$ROOT"/guest/linux/demo/*.c; do
+        name=$(basename "$src" .c)
+        if ! gcc -static -O2 -pthread -Wall -Wextra -Werror -o "$demo/$name.new" \
+            "$src" >> "$SLOG" 2>&1; then
+            stock_fail "guest/linux/demo/$name.c did not build"
+            return 0
+        fi
+        install_file "$demo/$name.new" "$demo/$name"
+        rm -f "$demo/$name.new"
+    done
+    make_initramfs "$OUT/stock-initramfs" "$STOCK/initramfs.stage" "$dir/initramfs-modules" "$apps" "$demo"
     printf '0\n%s %s (%s)\n' "$pkg" "$ver" "$rel" > "$STOCK/status"
     install_file "$STOCK/status" "$OUT/stock-status"
     log "stock: $pkg $ver ready (release $rel; initramfs modules: $(tr '\n' ' ' < "$dir/initramfs-modules/order"))"

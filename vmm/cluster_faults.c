@@ -88,9 +88,11 @@ void cluster_fault_end(struct cluster *cl, uint64_t gpa)
 	if (!vm || !vm->vcpus ||
 	    !__atomic_load_n(&cl->nwaiting, __ATOMIC_RELAXED))
 		return;
-	uint64_t now = vm__now_ns();
 	unsigned home = dsm__home(&cl->dsm, gpa);
 	pthread_mutex_lock(&cl->ft_lock);
+	/* Read under the lock: a fault begun after an earlier read would
+	 * have a later t0, and its wait would wrap to ~2^64 ns. */
+	uint64_t now = vm__now_ns();
 	for (unsigned i = 0; cl->nwaiting && i < vm->cfg.nr_vcpus; i++) {
 		struct vcpu_faults *f = &cl->vf[i];
 		if (!f->waiting || f->gpa != gpa)

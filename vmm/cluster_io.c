@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Host 0 performs the port and MMIO accesses members forward (CL_IO) on a
- * thread of its own, never on a connection's thread: a device's handler
+ * Each host performs the port and MMIO accesses other hosts forward to it
+ * (CL_IO: host 0 for its UART and devices, a member for the virtio devices
+ * it owns), and its device moves, on a thread of its own, never on a
+ * connection's thread: a device's handler
  * may wait for its lock while the device's worker, holding it, waits for
  * a guest page, and that page arrives on a connection's thread. One
  * thread keeps the accesses in the order they came.

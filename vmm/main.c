@@ -399,6 +399,7 @@ static void usage(FILE *f)
 		   "       slos ctl                           list the VMs\n"
 		   "       slos ctl NAME status|stop          control a VM\n"
 		   "       slos ctl NAME jump VCPU HOST       move a vCPU\n"
+		   "       slos ctl NAME move-device DEV HOST move a device\n"
 		   "       slos stat NAME                     a VM's counts, live\n"
 		   "       slos ctl NAME snapshot DIR [--stop]\n"
 		   "       slos kvm                           which KVM /dev/kvm is\n"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The part of `make demo` that runs where the KVM is (on this machine, or
+# inside the lab): `slos run ARGS...` with its output on stdout, and a
+# snapshot of every host's counters (`slos stat`) as the guest's script
+# reaches /init's demo and as it ends, so the summary can tell boot from
+# apps.
+#   scripts/demo-run.sh DIR SLOS ARGS...   (ARGS after `slos run`)
+# Writes DIR/stat-init.txt and DIR/stat-done.txt; exits with slos's status.
+set -uo pipefail
+dir=$1 slos=$2
+shift 2
+name=demo-$$
+rm -f "$dir/stat-init.txt" "$dir/stat-done.txt"
+"$slos" run --name "$name" "$@" 2>&1 | while IFS= read -r line; do
+	printf '%s\n' "$line"
+	case $line in
+	*"SLOS-DEMO init after"*) "$slos" stat "$name" >"$dir/stat-init.txt" 2>&1 ;;
+	*"SLOS-DEMO done after"*) "$slos" stat "$name" >"$dir/stat-done.txt" 2>&1 ;;
+	esac
+done
+exit "${PIPESTATUS[0]}"
