@@ -10,7 +10,7 @@
 #   scripts/demo.sh banner    its first line: the KVM it will use
 # Environment: HOSTS (2), VCPUS (4), MEM (1G), VCPU_MAP (the host of each
 # vCPU; default round the hosts, in the lab all on host 0), BALANCE
-# (off|locality; default locality, in the lab off), LIMIT (primes'
+# (off|locality; default off), LIMIT (primes'
 # bound), MIB (diskio's size),
 # OUT (build/linux), DEMO (build/demo: disk image, log, trace), SLOS_BIN
 # (build/slos).
@@ -22,8 +22,7 @@ DEMO=${DEMO:-build/demo}
 HOSTS=${HOSTS:-2}
 VCPUS=${VCPUS:-4}
 MEM=${MEM:-1G}
-BALANCE_SET=${BALANCE:-}
-BALANCE=${BALANCE:-locality}
+BALANCE=${BALANCE:-off}
 LIMIT=${LIMIT:-2000000}
 MIB=${MIB:-16}
 
@@ -76,7 +75,7 @@ case $(where) in
 lab | lab-over-pvm | in-lab)
 	in_lab=1
 	VCPU_MAP=${VCPU_MAP:-$(printf '0%.0s,' $(seq "$VCPUS") | sed 's/,$//')}
-	BALANCE=${BALANCE_SET:-off} ;;
+	;;
 *) in_lab= ;;
 esac
 map_args=()
@@ -179,8 +178,11 @@ counts() {
 	}
 	END { for (v in seen) print v, remote[v] + 0, jumps[v] + 0 }' "$1" 2>/dev/null
 }
-join -a1 -e0 -o 0,1.2,1.3,2.2,2.3 <(counts "$DEMO/stat-done.txt" | sort) \
-	<(counts "$DEMO/stat-init.txt" | sort) | sort -n | while read -r v rd jd ri ji; do
+# Files, not <(...): the lab has no /dev/fd.
+counts "$DEMO/stat-done.txt" | sort >"$DEMO/counts-done"
+counts "$DEMO/stat-init.txt" | sort >"$DEMO/counts-init"
+join -a1 -e0 -o 0,1.2,1.3,2.2,2.3 "$DEMO/counts-done" "$DEMO/counts-init" |
+	sort -n | while read -r v rd jd ri ji; do
 	printf 'vcpu %-3s      boot: %6d remote faults %4d jumps; apps: %6d remote faults %4d jumps\n' \
 		"$v" "$ri" "$ji" $((rd - ri)) $((jd - ji))
 done
