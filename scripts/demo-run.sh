@@ -5,13 +5,17 @@
 # reaches /init's demo and as it ends, so the summary can tell boot from
 # apps.
 #   scripts/demo-run.sh DIR SLOS ARGS...   (ARGS after `slos run`)
-# Writes DIR/stat-init.txt and DIR/stat-done.txt; exits with slos's status.
+# Writes DIR/stat-init.txt and DIR/stat-done.txt; exits with slos's status
+# (124 when DEMO_TIMEOUT ran out).
 set -uo pipefail
 dir=$1 slos=$2
 shift 2
 name=demo-$$
 rm -f "$dir/stat-init.txt" "$dir/stat-done.txt"
-"$slos" run --name "$name" "$@" 2>&1 | while IFS= read -r line; do
+# A VM that stalls is stopped (SIGTERM: slos ends every host) after
+# DEMO_TIMEOUT seconds, and killed 20 s later.
+timeout -k 20 "${DEMO_TIMEOUT:-900}" "$slos" run --name "$name" "$@" 2>&1 |
+	while IFS= read -r line || [ -n "$line" ]; do
 	printf '%s\n' "$line"
 	case $line in
 	*"SLOS-DEMO init after"*) "$slos" stat "$name" >"$dir/stat-init.txt" 2>&1 ;;

@@ -58,11 +58,19 @@ static void demo(const char *hosts)
 	/* Under build/, not /tmp: a lab sees this machine's files but
 	 * has a /tmp of its own. */
 	snprintf(dir, sizeof(dir), "build/e2e-%s-hosts", hosts);
+	/* The checks below assume the demo's defaults. */
+	static const char *const knobs[] = {
+	    "VCPUS", "MEM", "LIMIT", "MIB", "VCPU_MAP", "BALANCE", "OUT"};
+	for (unsigned i = 0; i < sizeof(knobs) / sizeof(knobs[0]); i++)
+		unsetenv(knobs[i]);
 	setenv("DEMO", dir, 1);
 	setenv("HOSTS", hosts, 1);
 	setenv("SLOS_BIN", harness__bin(), 1);
+	/* The VM's own limit, inside the test's. */
+	setenv("DEMO_TIMEOUT", "1000", 1);
 	cr_assert(!harness__spawn(&p, argv));
 	st = harness__wait(&p, 1500);
+	harness__wait_output(&p, "\1never\1", 5); /* its output, whole */
 	out = harness__output(&p);
 	cr_expect_eq(st, 0, "demo.sh: status %d after %.0f s:\n%s", st,
 		     harness__now() - p.t0, out);

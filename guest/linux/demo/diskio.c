@@ -49,7 +49,10 @@ static bool full(ssize_t (*io)(int, void *, size_t), int fd, void *p)
 	size_t done = 0;
 
 	while (done < BLOCK) {
-		ssize_t r = io(fd, (char *)p + done, BLOCK - done);
+		ssize_t r;
+
+		errno = 0; /* a short file reads 0 with no error */
+		r = io(fd, (char *)p + done, BLOCK - done);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -79,7 +82,7 @@ static bool drop_caches(void)
 int main(int argc, char **argv)
 {
 	const char *file = argc > 1 ? argv[1] : "diskio.dat";
-	unsigned mib = argc > 2 ? strtoul(argv[2], NULL, 0) : 16;
+	unsigned long mib = argc > 2 ? strtoul(argv[2], NULL, 10) : 16;
 	uint64_t *want = malloc(BLOCK), *got = malloc(BLOCK);
 	double t0, wsecs, rsecs;
 	unsigned bad = 0;
@@ -126,7 +129,7 @@ int main(int argc, char **argv)
 	}
 	rsecs = now() - t0;
 	close(fd);
-	printf("SLOS-DEMO diskio %s %u MiB: write+fsync %.1f MiB/s, read%s "
+	printf("SLOS-DEMO diskio %s %lu MiB: write+fsync %.1f MiB/s, read%s "
 	       "%.1f MiB/s, %u bad blocks %s\n",
 	       file, mib, mib / wsecs, dropped ? "" : " (cached)", mib / rsecs,
 	       bad, bad ? "FAIL" : "OK");

@@ -95,10 +95,10 @@ static uint64_t sieve(uint64_t limit)
 
 int main(int argc, char **argv)
 {
-	uint64_t limit = argc > 1 ? strtoull(argv[1], NULL, 0) : 2000000;
+	uint64_t limit = argc > 1 ? strtoull(argv[1], NULL, 10) : 2000000;
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned n =
-	    argc > 2 ? strtoul(argv[2], NULL, 0) : (unsigned long)online;
+	    argc > 2 ? strtoul(argv[2], NULL, 10) : (unsigned long)online;
 	uint64_t total = 0, want;
 	struct worker *w;
 	bool ok = true;
