@@ -58,6 +58,8 @@ if [ "${1:-}" = banner ]; then
 	banner
 	exit 0
 fi
+# Asked once: each answer opens /dev/kvm.
+kind=$(where)
 
 say() { echo "demo: $*"; }
 die() {
@@ -72,12 +74,12 @@ die() {
 # useful time (docs/demo.md). There the vCPUs stay on host 0 and the
 # guest's RAM is still homed over every host.
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-900}
-case $(where) in
+host0_only=
+case $kind in
 lab | lab-over-pvm | in-lab | pvm)
-	in_lab=1
-	VCPU_MAP=${VCPU_MAP:-$(printf '0%.0s,' $(seq "$VCPUS") | sed 's/,$//')}
+	host0_only=1
+	VCPU_MAP=${VCPU_MAP:-$(printf '0%.0s\n' $(seq "$VCPUS") | paste -sd,)}
 	;;
-*) in_lab= ;;
 esac
 map_args=()
 [ -n "${VCPU_MAP:-}" ] && map_args=(--vcpu-map "$VCPU_MAP")
@@ -85,7 +87,7 @@ map_args=()
 # Inside the lab the guest was built outside it (the lab shares this
 # machine's files; a build in there would be slow, and a failed one would
 # withdraw the stock kernel under the feet of the tests outside).
-if [ "$(where)" != in-lab ]; then
+if [ "$kind" != in-lab ]; then
 	say "building the Linux guest (cached after the first run)"
 	scripts/build-linux-guest.sh "$OUT" >/dev/null
 fi
@@ -123,10 +125,10 @@ cmdline="console=ttyS0 panic=-1 loglevel=4 slos.run=vda:run.sh"
 args=(--kernel "$OUT/stock-vmlinuz" --initrd "$OUT/stock-initramfs.cpio"
 	--vcpus "$VCPUS" --mem "$MEM" --local-hosts "$HOSTS" ${map_args[@]+"${map_args[@]}"} --balance "$BALANCE"
 	--disk "$DEMO/disk.img" --stats --trace "$trace" --cmdline "$cmdline")
-[ -z "$in_lab" ] || say "vCPUs on hosts ${VCPU_MAP}, guest RAM over $HOSTS hosts: the most this KVM runs in useful time (docs/demo.md)"
+[ -z "$host0_only" ] || say "vCPUs on hosts ${VCPU_MAP}, guest RAM over $HOSTS hosts: the most this KVM runs in useful time (docs/demo.md)"
 say "slos run ${args[*]}"
 run=(scripts/kvm.sh run --)
-[ "$(where)" = lab-over-pvm ] && run=(env SLOS_LAB=1 scripts/kvm.sh run --)
+[ "$kind" = lab-over-pvm ] && run=(env SLOS_LAB=1 scripts/kvm.sh run --)
 # The lab's own limit: the VM's, plus the lab's boot and some.
 export SLOS_LAB_TIMEOUT=${SLOS_LAB_TIMEOUT:-$((DEMO_TIMEOUT + 180))}
 export DEMO_TIMEOUT

@@ -782,12 +782,12 @@ void cluster_forward(struct cluster *cl, unsigned to, bool mmio,
 		memcpy(data, cl->io[io_slot].data, size);
 	pthread_mutex_unlock(&cl->lock);
 	uint64_t ns = vm__now_ns() - t0;
-	struct vcpu *v = vcpu__current();
+	struct vcpu *v;
 
 	atomic_fetch_add(&cl->fwd_n, 1);
 	atomic_fetch_add(&cl->fwd_ns, ns);
 	/* A vCPU's own access (the forwarder passing one on is not). */
-	if (v && trace__on())
+	if (trace__on() && (v = vcpu__current()))
 		trace__emit(TRACE_IO, cl->self, v->id, addr, to, ns / 1000,
 			    write);
 }

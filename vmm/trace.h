@@ -7,9 +7,8 @@
  * reason, latency, state bytes), a "fault" slice for each DSM fault a
  * vCPU waited for (page, read or write, its home host, wait), an "io"
  * slice for each device access forwarded to the device's host (port or
- * MMIO address,
- * read or write, that host, wait), and the balancer's decisions with
- * their inputs.
+ * MMIO address, read or write, that host, wait), and the balancer's
+ * decisions with their inputs.
  *
  * Host 0 writes the file. A member keeps its events as fixed 40-byte
  * records and sends them to host 0 in CL_TRACE frames (at most every
