@@ -1385,6 +1385,7 @@ void cluster__print_stats(struct vm *vm, FILE *f)
 			cl->self, (unsigned long long)fn,
 			atomic_load(&cl->fwd_ns) / 1e3 / fn);
 	cluster_fault_stats(cl, f);
+	cluster_clock_stats(cl, f);
 	dsm__stats(&cl->dsm, &s);
 	fprintf(
 	    f,

@@ -68,7 +68,7 @@ enum {
 #define CLUSTER_PORT_JUMP 0x50c
 
 /* Why a vCPU jumped (trace and statistics). */
-enum { JUMP_CTL, JUMP_GUEST, JUMP_BALANCER, JUMP_NR_REASONS };
+enum { JUMP_CTL, JUMP_GUEST, JUMP_BALANCER, JUMP_PLACE, JUMP_NR_REASONS };
 
 /* Little-endian fields of the control messages. */
 static inline void cl_put32(uint8_t *p, uint32_t v)
@@ -220,6 +220,12 @@ int cluster__jump_wait(struct vm *vm, unsigned vcpu, unsigned host, int ms,
 /* Where vCPU runs as this host knows (host 0 knows). */
 unsigned cluster__where(struct vm *vm, unsigned vcpu);
 void cluster__eoi(struct vm *vm, uint8_t vector);
+/* The kvmclock page is each host's own (vmm/cluster_clock.c): from
+ * kvm_setup, send the guest's kvmclock MSR writes to userspace (0, or
+ * negative errno: the page then moves between hosts like any other);
+ * and KVM_EXIT_X86_WRMSR, from the vCPU's thread. */
+int cluster__clock_filter(struct vm *vm);
+void cluster__wrmsr(struct vcpu *v);
 /* A member's device raises its pin on host 0's IOAPIC (edge). */
 void cluster__irq(struct vm *vm, unsigned gsi);
 /* Host 0 (`slos ctl VM move-device DEV HOST`): move virtio device `dev`

@@ -82,6 +82,8 @@ struct cluster {
 	struct dsm_mem dm;
 	struct fault_source src;
 	bool dsm_on;
+	/* vmm/cluster_clock.c: kvmclock MSR writes seen, the last page. */
+	atomic_uint_fast64_t clock_msrs, clock_page;
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
 	unsigned ready, meshed, hello, preowned; /* bitmasks of hosts */
@@ -268,5 +270,10 @@ void ipi_departed(struct cluster *cl, unsigned id, unsigned to);
 /* Its jump failed: load s again, with what came meanwhile. */
 int ipi_stay(struct vcpu *v, struct vcpu_state *s, char *why, size_t len);
 void ipi_stats(struct cluster *cl, FILE *f);
+
+/* vmm/cluster_clock.c: a state about to load here names its kvmclock
+ * page, which becomes this host's own. */
+void cluster_clock_state(struct cluster *cl, const struct vcpu_state *s);
+void cluster_clock_stats(struct cluster *cl, FILE *f);
 
 #endif

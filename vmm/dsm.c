@@ -96,7 +96,8 @@ int dsm__init(struct dsm *d, const struct dsm_config *c,
 	d->state = map(d, 0, d->npages);
 	d->dir = map(d, 1, d->npages * sizeof(struct dsm_dir));
 	d->store = map(d, 2, top);
-	if (!d->state || !d->dir || !d->store) {
+	d->priv = map(d, 3, (d->npages + 63) / 64 * 8);
+	if (!d->state || !d->dir || !d->store || !d->priv) {
 		dsm__exit(d);
 		return -ENOMEM;
 	}
@@ -110,9 +111,9 @@ int dsm__init(struct dsm *d, const struct dsm_config *c,
 
 void dsm__exit(struct dsm *d)
 {
-	void *maps[3] = {d->state, d->dir, d->store};
+	void *maps[4] = {d->state, d->dir, d->store, d->priv};
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (maps[i])
 			munmap(maps[i], d->map_len[i]);
 	while (d->lq_head) {
@@ -124,6 +125,7 @@ void dsm__exit(struct dsm *d)
 	d->state = NULL;
 	d->dir = NULL;
 	d->store = NULL;
+	d->priv = NULL;
 	d->lazy = NULL;
 }
 
@@ -218,8 +220,24 @@ static void clear_lazy(struct dsm *d, uint64_t p)
 			   __ATOMIC_RELAXED);
 }
 
+/* ---- host-private pages ---- */
+
+static bool is_priv(struct dsm *d, uint64_t p)
+{
+	return __atomic_load_n(&d->priv[p / 64], __ATOMIC_RELAXED) >> (p % 64) &
+	       1;
+}
+
+/* The mapping ops for a page the protocol moves: none for a private one,
+ * whose mapping stays as it is. */
+static int m_op(struct dsm *d, int (*op)(void *, uint64_t), uint64_t gpa)
+{
+	return is_priv(d, pfn(gpa)) ? 0 : op(d->ops.arg, gpa);
+}
+
 /* The contents of a page this host holds in DSM_M, for a forward or a
- * write-back: it is write-protected first so that they are stable. */
+ * write-back: it is write-protected first so that they are stable (a
+ * private page's are this host's, as they are now). */
 static int take_copy(struct dsm *d, uint64_t gpa, uint8_t *buf)
 {
 	uint64_t p = pfn(gpa);
@@ -228,7 +246,7 @@ static int take_copy(struct dsm *d, uint64_t gpa, uint8_t *buf)
 		clear_lazy(d, p);
 		return d->fill(d->fill_arg, gpa, buf) < 0 ? -EIO : 0;
 	}
-	int r = d->ops.protect(d->ops.arg, gpa);
+	int r = m_op(d, d->ops.protect, gpa);
 	if (!r)
 		r = d->ops.read(d->ops.arg, gpa, buf);
 	return r;
@@ -254,7 +272,8 @@ static bool evict_one(struct dsm *d, uint64_t keep)
 		uint64_t p = d->hand++ % d->npages, gpa = p << 12;
 		uint8_t s = __atomic_load_n(&d->state[p], __ATOMIC_RELAXED);
 
-		if (p == keep || (s != DSM_S && s != DSM_M) || is_lazy(d, p))
+		if (p == keep || (s != DSM_S && s != DSM_M) || is_lazy(d, p) ||
+		    is_priv(d, p))
 			continue;
 		pthread_mutex_t *l = page_lock(d, gpa);
 		if (pthread_mutex_trylock(l))
@@ -331,14 +350,21 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 	ST_ADD(d, faults, 1);
 	/* A miss takes a budget slot: make room before taking the page's
 	 * lock (eviction takes other pages' locks). */
-	if (d->state[p] == DSM_I) {
+	if (d->state[p] == DSM_I && !is_priv(d, p)) {
 		make_room(d, p);
 		atomic_fetch_add(&d->used, 1);
 		reserved = true;
 	}
 	pthread_mutex_lock(page_lock(d, gpa));
 	unsigned home = dsm__home(d, gpa);
-	switch (d->state[p]) {
+	/* A fault that was on its way when the page became private: it is
+	 * mapped and writable now. */
+	uint8_t s = is_priv(d, p) ? DSM_PAGE_STATE_MAX : d->state[p];
+	switch (s) {
+	case DSM_PAGE_STATE_MAX:
+		ST_ADD(d, hits, 1);
+		op_check(d, d->ops.wake(d->ops.arg, gpa), "wake", gpa);
+		break;
 	case DSM_I:
 		/* Dropped since the check above (an INV, a forward): the slot
 		 * is taken now, the budget made good by the next miss. */
@@ -417,24 +443,25 @@ static void cache_recv(struct dsm *d, unsigned from, const struct dsm_msg *m)
 		      (s == DSM_IM_D && m->grant == DSM_M)))
 			return bad(d, from, m, "cache", s);
 		d->state[p] = m->grant;
-		op_check(d,
-			 d->ops.install(d->ops.arg, gpa,
-					m->payload == DSM_PAYLOAD_PAGE ? m->page
-								       : NULL,
-					m->grant == DSM_M),
-			 "install", gpa);
+		if (!is_priv(d, p))
+			op_check(d,
+				 d->ops.install(d->ops.arg, gpa,
+						m->payload == DSM_PAYLOAD_PAGE
+						    ? m->page
+						    : NULL,
+						m->grant == DSM_M),
+				 "install", gpa);
 		break;
 	case DSM_GRANT:
 		if (s != DSM_SM_D)
 			return bad(d, from, m, "cache", s);
 		d->state[p] = DSM_M;
-		op_check(d, d->ops.unprotect(d->ops.arg, gpa), "unprotect",
-			 gpa);
+		op_check(d, m_op(d, d->ops.unprotect, gpa), "unprotect", gpa);
 		break;
 	case DSM_INV:
 		ST_ADD(d, inv, 1);
 		if (s == DSM_S || s == DSM_SM_D) {
-			op_check(d, d->ops.drop(d->ops.arg, gpa), "drop", gpa);
+			op_check(d, m_op(d, d->ops.drop, gpa), "drop", gpa);
 			d->state[p] = s == DSM_S ? DSM_I : DSM_IM_D;
 			if (s == DSM_S)
 				atomic_fetch_sub(&d->used, 1);
@@ -454,8 +481,8 @@ static void cache_recv(struct dsm *d, unsigned from, const struct dsm_msg *m)
 		op_check(d, take_copy(d, gpa, buf), "forward", gpa);
 		if (m->type == DSM_FWD_WRITE) {
 			if (!lazy) {
-				op_check(d, d->ops.drop(d->ops.arg, gpa),
-					 "drop", gpa);
+				op_check(d, m_op(d, d->ops.drop, gpa), "drop",
+					 gpa);
 				atomic_fetch_sub(&d->used, 1);
 			}
 			d->state[p] = DSM_I;
@@ -714,6 +741,52 @@ int dsm__preown(struct dsm *d, uint64_t gpa, unsigned owner)
 		d->dir[p].owner = owner;
 	}
 	return 0;
+}
+
+int dsm__privatize(struct dsm *d, uint64_t gpa)
+{
+	static __thread uint8_t buf[DSM_PAGE_BYTES]
+	    __attribute__((aligned(64)));
+	uint64_t p = pfn(gpa);
+	int r = 0;
+
+	gpa &= ~(uint64_t)(DSM_PAGE_BYTES - 1);
+	if (!dsm__is_ram(d, gpa))
+		return -EINVAL;
+	pthread_mutex_lock(page_lock(d, gpa));
+	if (is_priv(d, p))
+		goto out;
+	switch (d->state[p]) {
+	case DSM_S:
+	case DSM_SM_D:
+		r = d->ops.unprotect(d->ops.arg, gpa);
+		break;
+	case DSM_M:
+		if (is_lazy(d, p)) {
+			clear_lazy(d, p);
+			r = d->fill(d->fill_arg, gpa, buf) < 0
+				? -EIO
+				: d->ops.install(d->ops.arg, gpa, buf, true);
+			atomic_fetch_add(&d->used, 1);
+		}
+		break;
+	default:
+		/* Not mapped here (and maybe on its way): zeros, which the
+		 * answer will not overwrite. */
+		r = d->ops.install(d->ops.arg, gpa, NULL, true);
+		break;
+	}
+	if (!r)
+		__atomic_or_fetch(&d->priv[p / 64], 1ULL << (p % 64),
+				  __ATOMIC_RELAXED);
+out:
+	pthread_mutex_unlock(page_lock(d, gpa));
+	return r;
+}
+
+bool dsm__is_private(struct dsm *d, uint64_t gpa)
+{
+	return dsm__is_ram(d, gpa) && is_priv(d, pfn(gpa));
 }
 
 enum dsm_page_state dsm__state(struct dsm *d, uint64_t gpa)

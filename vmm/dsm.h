@@ -105,7 +105,8 @@ struct dsm {
 	uint8_t *state;	     /* enum dsm_page_state, per page of the span */
 	struct dsm_dir *dir; /* per page of the span (home pages used) */
 	uint8_t *store;	     /* home copies, offset = gpa */
-	size_t map_len[3];
+	uint64_t *priv;	     /* host-private pages, a bit per page */
+	size_t map_len[4];
 	pthread_mutex_t locks[DSM_LOCKS];
 	/* Budget: pages in any state but DSM_I. */
 	atomic_uint_fast64_t used;
@@ -161,6 +162,19 @@ const char *dsm__msg_name(unsigned type);
 void dsm__set_fill(struct dsm *d,
 		   int (*fill)(void *arg, uint64_t gpa, void *dst), void *arg);
 int dsm__preown(struct dsm *d, uint64_t gpa, unsigned owner);
+
+/*
+ * Make the page at gpa this host's own: from now on it stays mapped and
+ * writable here, this host's accesses never fault on it and nothing the
+ * other hosts do reaches it. For a page that every host's KVM writes for
+ * its own vCPUs and the guest reads only for the vCPU reading it (the
+ * kvmclock entries: docs/dsm.md "Host-private pages"). A page not held
+ * here starts as zeros. The protocol goes on around it unchanged: the
+ * directory and this host's cache state still answer every message, and
+ * answers carry this host's copy. 0 or negative errno.
+ */
+int dsm__privatize(struct dsm *d, uint64_t gpa);
+bool dsm__is_private(struct dsm *d, uint64_t gpa);
 
 /* State of a page, for tests and stats. */
 enum dsm_page_state dsm__state(struct dsm *d, uint64_t gpa);

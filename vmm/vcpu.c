@@ -330,6 +330,10 @@ static void handle_exit(struct vcpu *v)
 		else
 			cluster__eoi(vm, run->eoi.vector);
 		break;
+	case KVM_EXIT_X86_WRMSR:
+		/* Only over hosts does a filter send MSR writes here. */
+		cluster__wrmsr(v);
+		break;
 	case KVM_EXIT_HLT:
 		/* In-kernel LAPIC handles HLT; an exit means nothing can
 		 * wake this vCPU (interrupts off). */

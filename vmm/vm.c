@@ -107,7 +107,7 @@ static int kvm_setup(struct vm *vm)
 {
 	struct kvm_enable_cap split = { .cap = KVM_CAP_SPLIT_IRQCHIP,
 					.args = { IOAPIC_PINS } };
-	int max;
+	int max, r;
 
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
@@ -128,6 +128,11 @@ static int kvm_setup(struct vm *vm)
 		return fail("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &split) < 0)
 		return fail("KVM split irqchip: %s", strerror(errno));
+	if (vm->cfg.nhosts > 1 && (r = cluster__clock_filter(vm)))
+		fprintf(stderr,
+			"slos: no KVM MSR filter (%s): the kvmclock page will "
+			"move between hosts\n",
+			strerror(-r));
 	/* Intel needs these for real mode (AP trampolines); harmless else. */
 	ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000UL);
 	vm->cpuid = calloc(1, sizeof(*vm->cpuid) +
@@ -179,8 +184,12 @@ static char *full_cmdline(struct vm *vm)
 	const char *extra = vm->pvm ? pvm__cmdline() : "";
 	/* Over hosts, the paravirtual features that cannot follow a vCPU
 	 * (cpuid.h, CPUID_KVM_LOCAL) are off in CPUID; under PVM the guest
-	 * reads the host's CPUID, so they are switched off here too. */
-	const char *hosts = vm->cfg.nhosts > 1 ? "nopvspin no-kvmapf " : "";
+	 * reads the host's CPUID, so they are switched off here too. Each
+	 * host's kvmclock page is its own (vmm/cluster_clock.c), so the vDSO
+	 * must not read vCPU 0's entry from another host's vCPU. */
+	const char *hosts = vm->cfg.nhosts > 1
+				? "nopvspin no-kvmapf no-kvmclock-vsyscall "
+				: "";
 	char *s;
 
 	/* The user's options come last so that they win. */
