@@ -16,7 +16,8 @@ const char config_run_usage[] =
 	"                [--pvm auto|on|off] [--profile FILE [--profile-ms N]]\n"
 	"                [--snapshot-when REGEX --snapshot-to DIR] [--fabric tcp|rdma]\n"
 	"                [--hosts ADDR:PORT,... --key FILE | --local-hosts N]\n"
-	"                [--vcpu-map H,H,...] [--mem-map contiguous|interleave]\n"
+	"                [--vcpu-map H,H,... [--spread-when REGEX]]\n"
+	"                [--mem-map contiguous|interleave]\n"
 	"                [--host-mem SIZE] [--trace FILE] [--balance off|locality]\n"
 	"                [--disk FILE[,ro][,host=N]]... [--rng]\n"
 	"                [--net tap[,name=TAP][,mac=MAC][,host=N]]...\n"
@@ -28,9 +29,11 @@ const char config_run_usage[] =
 	"  --hosts: the other hosts' `slos host` daemons (this one is host 0,\n"
 	"  the I/O host); --local-hosts N: N hosts in network namespaces here\n"
 	"  --vcpu-map: the host of each vCPU (default: round the hosts);\n"
-	"  --host-mem: guest pages a host\n"
-	"  may hold before it evicts; --trace: what the vCPUs did (runs, jumps,\n"
-	"  faults) as trace-event JSON for ui.perfetto.dev; --balance locality:\n"
+	"  --spread-when: boot every vCPU on host 0, move each to its\n"
+	"  --vcpu-map host when a console line matches REGEX;\n"
+	"  --host-mem: guest pages a host may hold before it evicts;\n"
+	"  --trace: what the vCPUs did (runs, jumps, faults) as trace-event\n"
+	"  JSON for ui.perfetto.dev; --balance locality:\n"
 	"  jump vCPUs to the host that holds the pages they fault on\n"
 	"  --disk, --net, --rng: virtio-mmio devices (docs/virtio.md), on\n"
 	"  host N (default 0); --console virtio: hvc0 instead of ttyS0\n";
@@ -205,6 +208,7 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		{ "prefetch", no_argument, NULL, 'F' },
 		{ "snapshot-when", required_argument, NULL, 'W' },
 		{ "snapshot-to", required_argument, NULL, 'O' },
+		{ "spread-when", required_argument, NULL, 'S' },
 		{ "fabric", required_argument, NULL, 'f' },
 		{ "hosts", required_argument, NULL, 'H' },
 		{ "key", required_argument, NULL, 'K' },
@@ -332,6 +336,17 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 			c->snapshot_when = optarg;
 			break;
 		}
+		case 'S': {
+			regex_t re;
+			if (regcomp(&re, optarg, REG_EXTENDED | REG_NOSUB))
+				return bad(err, errlen,
+					   "--spread-when '%s': not a regular "
+					   "expression",
+					   optarg);
+			regfree(&re);
+			c->spread_when = optarg;
+			break;
+		}
 		case 'O':
 			if (!*optarg)
 				return bad(err, errlen,
@@ -418,6 +433,20 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 			   argv[optind]);
 	if (hosts_parse(c, vmap, err, errlen))
 		return -1;
+	if (c->spread_when) {
+		/* Boot where the devices are, spread once the guest is up
+		 * (docs/jumps.md). */
+		if (c->nhosts < 2 || c->restore)
+			return bad(err, errlen,
+				   "--spread-when: a VM over hosts, not "
+				   "restored (--hosts or --local-hosts)");
+		if (c->snapshot_when)
+			return bad(err, errlen,
+				   "--spread-when and --snapshot-when: one "
+				   "console trigger at a time");
+		memcpy(c->place, c->vcpu_map, sizeof(c->place));
+		memset(c->vcpu_map, 0, sizeof(c->vcpu_map));
+	}
 	for (unsigned i = 0; i < c->nr_vdevs; i++)
 		if (c->vdevs[i].host >= c->nhosts)
 			return bad(err, errlen,

@@ -142,6 +142,37 @@ static void snap_line(void *arg, const char *line, size_t len)
 		vm__pause_soon(t->vm);
 }
 
+/* --spread-when: the same hook, on a match, asks each vCPU to go to its
+ * --vcpu-map host (the jumps happen at the vCPUs' next exits). */
+struct spread_trigger {
+	struct vm *vm;
+	regex_t re;
+	bool fired;
+};
+
+static void spread_line(void *arg, const char *line, size_t len)
+{
+	struct spread_trigger *t = arg;
+	char buf[UART_LINE_MAX + 1], why[160];
+
+	if (t->fired)
+		return;
+	memcpy(buf, line, len);
+	buf[len] = 0;
+	if (regexec(&t->re, buf, 0, NULL, 0))
+		return;
+	t->fired = true;
+	for (unsigned i = 0; i < t->vm->cfg.nr_vcpus; i++) {
+		unsigned h = t->vm->cfg.place[i];
+		if (h &&
+		    cluster__jump(t->vm, i, h, JUMP_PLACE, why, sizeof(why)))
+			fprintf(stderr,
+				"slos: --spread-when: vCPU %u stays on host 0: "
+				"%s\n",
+				i, why);
+	}
+}
+
 static void snap_fire(struct vm *vm, struct snap_trigger *t)
 {
 	char err[512];
@@ -289,6 +320,7 @@ static int cmd_run(int argc, char **argv)
 	char err[256], name[32], path[256];
 	static struct vm vm;
 	static struct snap_trigger trig = { .efd = -1 };
+	static struct spread_trigger spread;
 	uint64_t t0 = vm__now_ns();
 	int r, ctl_fd, sfd, sig;
 
@@ -362,6 +394,11 @@ static int cmd_run(int argc, char **argv)
 		trig.vm = &vm;
 		uart__on_line(vm.uart, snap_line, &trig);
 	}
+	if (cfg.spread_when) {
+		regcomp(&spread.re, cfg.spread_when, REG_EXTENDED | REG_NOSUB);
+		spread.vm = &vm;
+		uart__on_line(vm.uart, spread_line, &spread);
+	}
 	tty_setup();
 	/* Stopped before the guest runs: nothing of it to keep. */
 	if ((sig = signal_pending(sfd)))
@@ -386,6 +423,8 @@ static int cmd_run(int argc, char **argv)
 		regfree(&trig.re);
 		close(trig.efd);
 	}
+	if (cfg.spread_when)
+		regfree(&spread.re);
 	localhosts__stop();
 	close(sfd);
 	return r;

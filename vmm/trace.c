@@ -25,7 +25,7 @@ static struct {
 	unsigned n;
 } T = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static const char *const reasons[] = {"ctl", "guest", "balancer"};
+static const char *const reasons[] = {"ctl", "guest", "balancer", "placement"};
 
 static uint64_t now_us(void)
 {

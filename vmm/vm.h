@@ -89,6 +89,10 @@ struct vm_config {
 	bool interleave;	 /* --mem-map interleave */
 	uint64_t host_mem;	 /* --host-mem: per-host page budget, 0 none */
 	uint8_t vcpu_map[VM_MAX_VCPUS]; /* --vcpu-map: host of each vCPU */
+	/* --spread-when REGEX: every vCPU starts on host 0 and goes to its
+	 * place[] host (--vcpu-map) when a console line matches. */
+	const char *spread_when;
+	uint8_t place[VM_MAX_VCPUS];
 	const char *const *host_addrs; /* host 0: [1..nhosts) to connect */
 	const uint8_t *key;	       /* host 0: the VM's fabric key */
 	struct cluster *member;	       /* a member host: its cluster */

@@ -88,6 +88,30 @@ Test(config, vcpu_map_default_round_robin)
 	cr_expect(strstr(err, "at most 255 over hosts"), "%s", err);
 }
 
+/* --spread-when: every vCPU starts on host 0, the map is where they go. */
+Test(config, spread_when)
+{
+	struct vm_config c;
+	char err[256];
+	char *argv[] = {"run",	   "--kernel",	    "k",	  "--vcpus",
+			"4",	   "--local-hosts", "2",	  "--vcpu-map",
+			"0,1,1,0", "--spread-when", "init after", NULL};
+
+	cr_assert_eq(config__parse_run(11, argv, &c, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_expect_str_eq(c.spread_when, "init after");
+	for (unsigned i = 0; i < 4; i++) {
+		cr_expect_eq(c.vcpu_map[i], 0, "vCPU %u boots on host 0", i);
+		cr_expect_eq(c.place[i], i == 1 || i == 2, "vCPU %u goes to %u",
+			     i, c.place[i]);
+	}
+	argv[10] = "(";
+	cr_expect_eq(config__parse_run(11, argv, &c, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "not a regular expression"), "%s", err);
+	cr_expect_eq(parse(&c, err, "--kernel", "k", "--spread-when", "x"), -1);
+	cr_expect(strstr(err, "a VM over hosts"), "%s", err);
+}
+
 Test(ctl, request_parsing)
 {
 	char cmd[32], arg[64];
