@@ -120,7 +120,24 @@ int vcpu__save(struct vcpu *v, struct vcpu_state *s, char *err,
 	       size_t errlen)
 {
 	int fd = v->fd;
+	struct kvm_run *run = v->run;
 
+	/* What the VMM changed in kvm_run for the next KVM_RUN (PVM's
+	 * completed string ops and system calls) is not in KVM yet: put it
+	 * there, or the state misses it and whatever runs next on this vCPU
+	 * (its parked copy) gets it. */
+	if (run && run->kvm_dirty_regs) {
+		if (((run->kvm_dirty_regs & KVM_SYNC_X86_REGS) &&
+		     ioctl(fd, KVM_SET_REGS, &run->s.regs.regs) < 0) ||
+		    ((run->kvm_dirty_regs & KVM_SYNC_X86_SREGS) &&
+		     ioctl(fd, KVM_SET_SREGS, &run->s.regs.sregs) < 0) ||
+		    ((run->kvm_dirty_regs & KVM_SYNC_X86_EVENTS) &&
+		     ioctl(fd, KVM_SET_VCPU_EVENTS, &run->s.regs.events) < 0))
+			return bad(err, errlen,
+				   "vcpu %d: pending registers: %s", v->id,
+				   strerror(errno));
+		run->kvm_dirty_regs = 0;
+	}
 	memset(s, 0, sizeof(*s));
 	if (ioctl(fd, KVM_GET_REGS, &s->regs) < 0 ||
 	    ioctl(fd, KVM_GET_SREGS, &s->sregs) < 0)
