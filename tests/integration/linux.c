@@ -202,9 +202,11 @@ Test(linux_guest, initramfs_user_space, .timeout = 600)
  * In the lab (QEMU TCG) a DSM fault costs 1-2 ms, and a Linux whose CPUs
  * sit on different hosts takes hundreds of thousands of them (its CPUs
  * share kernel pages): measured, 2 CPUs over 2 hosts had not reached
- * init in 7 minutes (docs/ipi.md). There the vCPUs stay on host 0 (2 of
- * them, guest RAM still over the hosts) so the tests end in time; on PVM
- * and hardware they are spread.
+ * init in 7 minutes (docs/ipi.md). Spread once SMP was up
+ * (--spread-when "smp: Brought up", 2 vCPUs on 0,1), rcutorture over 2
+ * hosts did not end in 600 s either (RCU stalls: 2026-12-07). There the
+ * vCPUs stay on host 0 (2 of them, guest RAM still over the hosts) so
+ * the tests end in time; on PVM and hardware they are spread.
  */
 static void torture_over_hosts(const char *hosts, const char *memmap,
 			       const char *vcpu_map, const char *torture)
