@@ -10,7 +10,8 @@
 #   scripts/demo.sh banner    its first line: the KVM it will use
 # Environment: HOSTS (2), VCPUS (4), MEM (1G), VCPU_MAP (the host of each
 # vCPU; default round the hosts, in the lab and under PVM all on host 0),
-# BALANCE (off|locality; default off), LIMIT (primes' bound), MIB
+# BALANCE (off|locality; default off), NUMA (auto|off: slos's --numa, the
+# SRAT that makes each host a NUMA node), LIMIT (primes' bound), MIB
 # (diskio's size), DEMO_TIMEOUT (seconds the VM may run, 900), OUT
 # (build/linux), DEMO (build/demo: disk image, log, trace), SLOS_BIN
 # (build/slos).
@@ -23,6 +24,7 @@ HOSTS=${HOSTS:-2}
 VCPUS=${VCPUS:-4}
 MEM=${MEM:-1G}
 BALANCE=${BALANCE:-off}
+NUMA=${NUMA:-auto}
 LIMIT=${LIMIT:-2000000}
 MIB=${MIB:-16}
 
@@ -105,6 +107,14 @@ mkdir -p "$DEMO/disk"
 cat >"$DEMO/disk/run.sh" <<EOF
 echo "SLOS-DEMO init after \$(cut -d' ' -f1 /proc/uptime) s of guest uptime"
 echo "SLOS-DEMO nproc=\$(nproc) cpuinfo=\$(grep -c ^processor /proc/cpuinfo) mem=\$(awk '/MemTotal/ {print \$2}' /proc/meminfo) kB"
+# The NUMA nodes the guest made of the SRAT (docs/acpi.md), and each CPU's.
+cpus=
+for c in /sys/devices/system/cpu/cpu[0-9]*; do
+	n=\$(ls -d \$c/node[0-9]* 2>/dev/null | head -n1)
+	cpus="\$cpus \${c##*/}:\${n##*/node}"
+done
+echo "SLOS-DEMO numa nodes=\$(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l)\$cpus"
+dmesg | grep -E 'SRAT|SLIT|NUMA|Initmem setup' | sed 's/^/SLOS-NUMA /'
 echo "SLOS-DEMO \$ /demo/primes $LIMIT"
 /demo/primes $LIMIT
 echo "SLOS-DEMO primes rc=\$?"
@@ -123,7 +133,7 @@ log=$DEMO/console.log
 trace=$DEMO/trace.json
 cmdline="console=ttyS0 panic=-1 loglevel=4 slos.run=vda:run.sh"
 args=(--kernel "$OUT/stock-vmlinuz" --initrd "$OUT/stock-initramfs.cpio"
-	--vcpus "$VCPUS" --mem "$MEM" --local-hosts "$HOSTS" ${map_args[@]+"${map_args[@]}"} --balance "$BALANCE"
+	--vcpus "$VCPUS" --mem "$MEM" --local-hosts "$HOSTS" ${map_args[@]+"${map_args[@]}"} --balance "$BALANCE" --numa "$NUMA"
 	--disk "$DEMO/disk.img" --stats --trace "$trace" --cmdline "$cmdline")
 [ -z "$host0_only" ] || say "vCPUs on hosts ${VCPU_MAP}, guest RAM over $HOSTS hosts: the most this KVM runs in useful time (docs/demo.md)"
 say "slos run ${args[*]}"
@@ -176,6 +186,7 @@ if [ -n "$init" ] && [ -n "$done_at" ]; then
 	printf 'apps:          %s s (both programs, slos clock)\n' "$(echo "$done_at - $init" | bc)"
 fi
 grep -aE 'SLOS-DEMO primes limit=|SLOS-DEMO diskio .*MiB' "$log" | sed 's/^.*SLOS-DEMO /app:           /'
+grep -a 'SLOS-DEMO numa nodes=' "$log" | head -n1 | sed 's/^.*SLOS-DEMO numa /numa:          /'
 # Without the last snapshot (the guest ended first), the totals slos
 # printed at exit (--stats) stand in for it.
 done_counts=$DEMO/stat-done.txt
