@@ -132,6 +132,11 @@ mke2fs -q -t ext4 -d "$DEMO/disk" "$DEMO/disk.img" $((MIB * 2 + 32))M ||
 log=$DEMO/console.log
 trace=$DEMO/trace.json
 cmdline="console=ttyS0 panic=-1 loglevel=4 slos.run=vda:run.sh"
+# With every vCPU on host 0 the apps take no remote fault, so the guest's
+# automatic NUMA balancing (on whenever the SRAT gives it two nodes) has
+# nothing to gain, and in the lab its page-table scans cost them 5x
+# (docs/performance.md, "The SRAT").
+[ -z "$host0_only" ] || cmdline="$cmdline numa_balancing=disable"
 args=(--kernel "$OUT/stock-vmlinuz" --initrd "$OUT/stock-initramfs.cpio"
 	--vcpus "$VCPUS" --mem "$MEM" --local-hosts "$HOSTS" ${map_args[@]+"${map_args[@]}"} --balance "$BALANCE" --numa "$NUMA"
 	--disk "$DEMO/disk.img" --stats --trace "$trace" --cmdline "$cmdline")
