@@ -12,7 +12,8 @@
 # vCPU; default round the hosts, in the lab and under PVM all on host 0),
 # SPREAD (init: boot on host 0, go to VCPU_MAP's hosts, default round the
 # hosts, as /init's script starts),
-# BALANCE (off|locality; default off), LIMIT (primes' bound), MIB
+# BALANCE (off|locality; default off), NUMA (auto|off: slos's --numa, the
+# SRAT that makes each host a NUMA node), LIMIT (primes' bound), MIB
 # (diskio's size), DEMO_TIMEOUT (seconds the VM may run, 900), OUT
 # (build/linux), DEMO (build/demo: disk image, log, trace), SLOS_BIN
 # (build/slos).
@@ -25,6 +26,7 @@ HOSTS=${HOSTS:-2}
 VCPUS=${VCPUS:-4}
 MEM=${MEM:-1G}
 BALANCE=${BALANCE:-off}
+NUMA=${NUMA:-auto}
 LIMIT=${LIMIT:-2000000}
 MIB=${MIB:-16}
 
@@ -115,6 +117,14 @@ cat >"$DEMO/disk/run.sh" <<EOF
 echo "SLOS-DEMO init after \$(cut -d' ' -f1 /proc/uptime) s of guest uptime"
 ${spread_args[@]+sleep 2 # the vCPUs go to their hosts now (--spread-when)}
 echo "SLOS-DEMO nproc=\$(nproc) cpuinfo=\$(grep -c ^processor /proc/cpuinfo) mem=\$(awk '/MemTotal/ {print \$2}' /proc/meminfo) kB"
+# The NUMA nodes the guest made of the SRAT (docs/acpi.md), and each CPU's.
+cpus=
+for c in /sys/devices/system/cpu/cpu[0-9]*; do
+	n=\$(ls -d \$c/node[0-9]* 2>/dev/null | head -n1)
+	cpus="\$cpus \${c##*/}:\${n##*/node}"
+done
+echo "SLOS-DEMO numa nodes=\$(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l)\$cpus"
+dmesg | grep -E 'SRAT|SLIT|NUMA|Initmem setup' | sed 's/^/SLOS-NUMA /'
 echo "SLOS-DEMO \$ /demo/primes $LIMIT"
 /demo/primes $LIMIT
 echo "SLOS-DEMO primes rc=\$?"
@@ -132,9 +142,14 @@ mke2fs -q -t ext4 -d "$DEMO/disk" "$DEMO/disk.img" $((MIB * 2 + 32))M ||
 log=$DEMO/console.log
 trace=$DEMO/trace.json
 cmdline="console=ttyS0 panic=-1 loglevel=4 slos.run=vda:run.sh"
+# With every vCPU on host 0 the apps take no remote fault, so the guest's
+# automatic NUMA balancing (on whenever the SRAT gives it two nodes) has
+# nothing to gain, and in the lab its page-table scans cost them 5x
+# (docs/performance.md, "The SRAT").
+[ -z "$host0_only" ] || cmdline="$cmdline numa_balancing=disable"
 args=(--kernel "$OUT/stock-vmlinuz" --initrd "$OUT/stock-initramfs.cpio"
 	--vcpus "$VCPUS" --mem "$MEM" --local-hosts "$HOSTS" ${map_args[@]+"${map_args[@]}"}
-	${spread_args[@]+"${spread_args[@]}"} --balance "$BALANCE"
+	${spread_args[@]+"${spread_args[@]}"} --balance "$BALANCE" --numa "$NUMA"
 	--disk "$DEMO/disk.img" --stats --trace "$trace" --cmdline "$cmdline")
 [ -z "$host0_only" ] || say "vCPUs on hosts ${VCPU_MAP}, guest RAM over $HOSTS hosts: the most this KVM runs in useful time (docs/demo.md; SPREAD=init spreads them once booted)"
 [ -z "${spread_args[*]}" ] || say "the guest boots on host 0 and its vCPUs go to hosts ${VCPU_MAP:-round the $HOSTS hosts} as the apps start (SPREAD=init)"
@@ -188,6 +203,7 @@ if [ -n "$init" ] && [ -n "$done_at" ]; then
 	printf 'apps:          %s s (both programs, slos clock)\n' "$(echo "$done_at - $init" | bc)"
 fi
 grep -aE 'SLOS-DEMO primes limit=|SLOS-DEMO diskio .*MiB' "$log" | sed 's/^.*SLOS-DEMO /app:           /'
+grep -a 'SLOS-DEMO numa nodes=' "$log" | head -n1 | sed 's/^.*SLOS-DEMO numa /numa:          /'
 # Without the last snapshot (the guest ended first), the totals slos
 # printed at exit (--stats) stand in for it.
 done_counts=$DEMO/stat-done.txt

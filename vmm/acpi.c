@@ -2,10 +2,11 @@
 /*
  * ACPI tables for the guest, laid out in one buffer (docs/acpi.md):
  *
- *	RSDP | XSDT | FADT | MADT | DSDT
+ *	RSDP | XSDT | FADT | MADT | DSDT [| SRAT | SLIT]
  *
  * The DSDT holds _S5_ and, in \_SB_, the config's devices and, optionally,
- * the vmgenid device with the Generic Event Device that notifies it.
+ * the vmgenid device with the Generic Event Device that notifies it. The
+ * SRAT and SLIT, for a VM whose hosts are NUMA nodes, come last.
  *
  * The layout and every table's length are computed before anything is
  * written, so a buffer that is too small or a config the tables cannot
@@ -24,8 +25,7 @@
 
 #define RSDP_LEN	36
 #define HDR_LEN		36
-#define XSDT_ENTRIES	2 /* FADT, MADT */
-#define XSDT_LEN	(HDR_LEN + 8 * XSDT_ENTRIES)
+#define XSDT_MIN	 2   /* FADT, MADT; then SRAT, SLIT */
 #define FADT_LEN	276 /* ACPI 6.x, up to the hypervisor vendor id */
 #define MADT_FIXED_LEN	(HDR_LEN + 8)
 #define MADT_LAPIC_LEN	8
@@ -33,6 +33,19 @@
 #define MADT_X2APIC_LEN 16
 #define MADT_MP_WAKE_LEN 16 /* Linux's BAD_MADT_ENTRY wants exactly this */
 #define MADT_MP_WAKE	 0x10
+
+/* SRAT (ACPI 6.4 5.2.16): a 12-byte reserved field after the header, whose
+ * first u32 must be 1 "for backward compatibility". */
+#define SRAT_FIXED_LEN	(HDR_LEN + 12)
+#define SRAT_LAPIC	0  /* Processor Local APIC/SAPIC Affinity */
+#define SRAT_LAPIC_LEN	16 /* Linux wants exactly this */
+#define SRAT_MEM	1  /* Memory Affinity */
+#define SRAT_MEM_LEN	40
+#define SRAT_X2APIC	2 /* Processor Local x2APIC Affinity */
+#define SRAT_X2APIC_LEN 24
+#define SRAT_ENABLED	(1u << 0)
+#define SLIT_FIXED_LEN	(HDR_LEN + 8)
+#define PAGE_4K		4096ULL
 
 /* The Processor Local APIC entry has an 8-bit APIC id and Linux skips id
  * 0xff, so ids from 255 on need x2APIC entries, as ACPI 5.2.12 asks. */
@@ -528,6 +541,87 @@ static void build_madt(uint8_t *t, const struct acpi_config *cfg, uint32_t len)
 	seal(t);
 }
 
+static uint64_t srat_len(const struct acpi_config *cfg)
+{
+	uint64_t nx = nr_xapic(cfg);
+
+	return SRAT_FIXED_LEN + nx * SRAT_LAPIC_LEN +
+	       (cfg->nr_vcpus - nx) * SRAT_X2APIC_LEN +
+	       (uint64_t)cfg->nr_mem_ranges * SRAT_MEM_LEN;
+}
+
+static uint64_t slit_len(const struct acpi_config *cfg)
+{
+	return SLIT_FIXED_LEN + (uint64_t)cfg->nr_nodes * cfg->nr_nodes;
+}
+
+/*
+ * Revision 3 (ACPI 4+): Linux reads all 32 bits of a Local APIC
+ * affinity's proximity domain from revision 2 on. CPU entries take the
+ * MADT's kind for the same APIC id (Local APIC up to 254, x2APIC after),
+ * in the MADT's order, so the guest finds every CPU it enumerates. Linux
+ * numbers nodes in the order their domains first appear, CPUs first.
+ */
+static void build_srat(uint8_t *t, const struct acpi_config *cfg, uint32_t len)
+{
+	uint8_t *e = t + SRAT_FIXED_LEN;
+	unsigned i;
+
+	header(t, "SRAT", len, 3);
+	put32(t + HDR_LEN, 1); /* reserved, 1 for backward compatibility */
+	for (i = 0; i < cfg->nr_vcpus; i++) {
+		uint32_t pxm = cfg->vcpu_node[i];
+
+		if (i <= MAX_XAPIC_ID) {
+			e[0] = SRAT_LAPIC;
+			e[1] = SRAT_LAPIC_LEN;
+			e[2] = pxm; /* domain bits 7:0 */
+			e[3] = i;   /* APIC id */
+			put32(e + 4, SRAT_ENABLED);
+			e[8] = 0;	 /* local SAPIC EID */
+			e[9] = pxm >> 8; /* domain bits 31:8 */
+			e[10] = pxm >> 16;
+			e[11] = pxm >> 24;
+			put32(e + 12, 0); /* clock domain */
+			e += SRAT_LAPIC_LEN;
+		} else {
+			e[0] = SRAT_X2APIC;
+			e[1] = SRAT_X2APIC_LEN;
+			put32(e + 4, pxm);
+			put32(e + 8, i); /* x2APIC id */
+			put32(e + 12, SRAT_ENABLED);
+			e += SRAT_X2APIC_LEN;
+		}
+	}
+	for (i = 0; i < cfg->nr_mem_ranges; i++) {
+		const struct acpi_mem_range *r = &cfg->mem_ranges[i];
+
+		e[0] = SRAT_MEM;
+		e[1] = SRAT_MEM_LEN;
+		put32(e + 2, r->node);
+		put64(e + 8, r->base);
+		put64(e + 16, r->len);
+		/* Enabled; not hot-pluggable, not non-volatile. */
+		put32(e + 28, SRAT_ENABLED);
+		e += SRAT_MEM_LEN;
+	}
+	seal(t);
+}
+
+/* Two distances: a node to itself and any two hosts (acpi.h). */
+static void build_slit(uint8_t *t, const struct acpi_config *cfg, uint32_t len)
+{
+	unsigned n = cfg->nr_nodes, i, j;
+
+	header(t, "SLIT", len, 1);
+	put64(t + HDR_LEN, n);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++)
+			t[SLIT_FIXED_LEN + i * n + j] =
+			    i == j ? ACPI_SLIT_LOCAL : ACPI_SLIT_REMOTE;
+	seal(t);
+}
+
 static void build_fadt(uint8_t *t, uint64_t dsdt)
 {
 	header(t, "FACP", FADT_LEN, 6);
@@ -578,6 +672,33 @@ static int hid_ok(const char *hid)
 	return n == 7 || n == 8;
 }
 
+/* Ranges in order and apart: Linux merges a node's ranges into one span
+ * and refuses overlapping nodes (numa_cleanup_meminfo), so a table it
+ * would take apart is refused here. */
+static int numa_ok(const struct acpi_config *cfg)
+{
+	uint64_t end = 0;
+	unsigned i;
+
+	if (cfg->nr_nodes > ACPI_MAX_NODES ||
+	    cfg->nr_mem_ranges > ACPI_MAX_RANGES || !cfg->vcpu_node ||
+	    (cfg->nr_mem_ranges && !cfg->mem_ranges))
+		return 0;
+	for (i = 0; i < cfg->nr_vcpus; i++)
+		if (cfg->vcpu_node[i] >= cfg->nr_nodes)
+			return 0;
+	for (i = 0; i < cfg->nr_mem_ranges; i++) {
+		const struct acpi_mem_range *r = &cfg->mem_ranges[i];
+
+		if (r->node >= cfg->nr_nodes || !r->len || r->base % PAGE_4K ||
+		    r->len % PAGE_4K || r->base < end ||
+		    r->base > MAX_PHYS_ADDR || r->len > MAX_PHYS_ADDR - r->base)
+			return 0;
+		end = r->base + r->len;
+	}
+	return 1;
+}
+
 static int config_ok(const struct acpi_config *cfg)
 {
 	unsigned i;
@@ -612,13 +733,14 @@ static int config_ok(const struct acpi_config *cfg)
 	    (cfg->mp_wake_gpa % 4096 ||
 	     cfg->mp_wake_gpa > MAX_PHYS_ADDR - 4096))
 		return 0;
-	return 1;
+	return !cfg->nr_nodes || numa_ok(cfg);
 }
 
 int acpi__build(void *buf, uint64_t gpa, size_t len,
 		const struct acpi_config *cfg, uint64_t *rsdp_gpa)
 {
-	uint64_t rsdp, xsdt, fadt, madt, dsdt, end, mlen, dlen;
+	uint64_t rsdp, xsdt, fadt, madt, dsdt, srat = 0, slit = 0, end;
+	uint64_t xlen, mlen, dlen, slen = 0, llen = 0;
 	uint8_t *b = buf;
 	struct aml a;
 
@@ -628,14 +750,22 @@ int acpi__build(void *buf, uint64_t gpa, size_t len,
 	/* The RSDP must sit on a 16-byte boundary for the BIOS-area scan. */
 	rsdp = -gpa & 15;
 	xsdt = align8(rsdp + RSDP_LEN);
-	fadt = align8(xsdt + XSDT_LEN);
+	xlen = HDR_LEN + 8 * (XSDT_MIN + (cfg->nr_nodes ? 2 : 0));
+	fadt = align8(xsdt + xlen);
 	madt = align8(fadt + FADT_LEN);
 	mlen = madt_len(cfg);
 	dsdt = align8(madt + mlen);
 	dlen = dsdt_len(cfg);
 	end = dsdt + dlen;
-	if (mlen > 0xffffffff || dlen > 0xffffffff || end > len ||
-	    gpa + end < gpa)
+	if (cfg->nr_nodes) {
+		srat = align8(end);
+		slen = srat_len(cfg);
+		slit = align8(srat + slen);
+		llen = slit_len(cfg);
+		end = slit + llen;
+	}
+	if (mlen > 0xffffffff || dlen > 0xffffffff || slen > 0xffffffff ||
+	    end > len || gpa + end < gpa)
 		return -1;
 	/* The VMM rewrites the ID on restore: never inside the tables. */
 	if (cfg->vmgenid_gpa && cfg->vmgenid_gpa < gpa + end &&
@@ -651,9 +781,15 @@ int acpi__build(void *buf, uint64_t gpa, size_t len,
 	build_madt(b + madt, cfg, mlen);
 	build_fadt(b + fadt, gpa + dsdt);
 
-	header(b + xsdt, "XSDT", XSDT_LEN, 1);
+	header(b + xsdt, "XSDT", xlen, 1);
 	put64(b + xsdt + HDR_LEN, gpa + fadt);
 	put64(b + xsdt + HDR_LEN + 8, gpa + madt);
+	if (cfg->nr_nodes) {
+		build_srat(b + srat, cfg, slen);
+		build_slit(b + slit, cfg, llen);
+		put64(b + xsdt + HDR_LEN + 16, gpa + srat);
+		put64(b + xsdt + HDR_LEN + 24, gpa + slit);
+	}
 	seal(b + xsdt);
 
 	build_rsdp(b + rsdp, gpa + xsdt);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ACPI tables for the guest: RSDP, XSDT, FADT (hardware-reduced), DSDT,
- * MADT. Debian's kernels find virtio-mmio devices only through the DSDT and
- * CPUs through the MADT, so later issues add devices here.
+ * MADT, and over hosts SRAT and SLIT (docs/acpi.md). Debian's kernels find
+ * virtio-mmio devices only through the DSDT and CPUs through the MADT, so later
+ * issues add devices here.
  */
 #ifndef SLOS_ACPI_H
 #define SLOS_ACPI_H
@@ -70,6 +71,25 @@ struct acpi_mmio_dev {
 /* Device i is \_SB_.Dnnn (nnn = i in hex), so at most 4096 devices. */
 #define ACPI_MAX_DEVS 4096
 
+/*
+ * NUMA: proximity domain n is node n of the guest. A slos VM makes one per
+ * host (docs/acpi.md, "SRAT and SLIT"). The SLIT says ACPI_SLIT_LOCAL
+ * within a node and ACPI_SLIT_REMOTE between two: above Linux's
+ * RECLAIM_DISTANCE (30), so its scheduler neither balances fork/exec nor
+ * wakes tasks affine across nodes, the costly moves over hosts.
+ */
+#define ACPI_MAX_NODES	 64
+#define ACPI_MAX_RANGES	 256
+#define ACPI_SLIT_LOCAL	 10
+#define ACPI_SLIT_REMOTE 40
+
+/* Guest-physical RAM [base, base + len) of one node (SRAT Memory
+ * Affinity). */
+struct acpi_mem_range {
+	uint64_t base, len;
+	unsigned node;
+};
+
 struct acpi_config {
 	unsigned nr_vcpus; /* APIC ids 0..nr_vcpus-1 */
 	uint64_t ioapic_base;
@@ -91,6 +111,16 @@ struct acpi_config {
 	 * mailbox version 0) naming the mailbox at this 4 KiB-aligned
 	 * address. 0: none, and APs start by INIT/SIPI. */
 	uint64_t mp_wake_gpa;
+	/*
+	 * nr_nodes nonzero: an SRAT and a SLIT, linked from the XSDT. Every
+	 * vCPU (APIC id i) is in node vcpu_node[i]; the memory ranges, in
+	 * ascending address order, 4 KiB aligned, not overlapping, each name
+	 * a node < nr_nodes. 0: neither table, and the rest is ignored.
+	 */
+	unsigned nr_nodes;
+	const uint8_t *vcpu_node; /* nr_vcpus entries */
+	unsigned nr_mem_ranges;
+	const struct acpi_mem_range *mem_ranges;
 };
 
 /*
@@ -102,7 +132,10 @@ struct acpi_config {
  * empty or not below 4 GiB, an IOAPIC id above 255 or base above 4 GiB; with
  * vmgenid_gpa set, a vmgenid_gpa not 16-byte aligned, beyond 2^52 or
  * overlapping the tables, or a ged_gsi that is not an IOAPIC pin or is a
- * device's GSI; an mp_wake_gpa not 4 KiB aligned or beyond 2^52.
+ * device's GSI; an mp_wake_gpa not 4 KiB aligned or beyond 2^52; with
+ * nr_nodes set, more than ACPI_MAX_NODES nodes or ACPI_MAX_RANGES ranges,
+ * a vCPU or range whose node is not below nr_nodes, or a range that is
+ * empty, unaligned, out of order, overlapping or beyond 2^52.
  * Pure and deterministic: writes only into buf, the same bytes every time.
  */
 int acpi__build(void *buf, uint64_t gpa, size_t len,

@@ -702,19 +702,28 @@ static int w_wake(void *arg, uint64_t gpa)
 	return r;
 }
 
-int cluster__dsm_start(struct vm *vm)
+void cluster__dsm_layout(const struct vm *vm, struct dsm_config *c)
 {
-	struct cluster *cl = vm->cl;
-	struct dsm_config c = {
-	    .self = cl->self,
-	    .nhosts = cl->n,
+	*c = (struct dsm_config){
+	    .self = vm->cfg.host,
+	    .nhosts = vm->cfg.nhosts,
 	    .lowmem = vm->mem.lowmem,
 	    .size = vm->mem.size,
 	    .interleave = vm->cfg.interleave,
 	    .budget_pages = vm->cfg.host_mem / PAGE_SIZE,
 	};
+}
+
+int cluster__dsm_start(struct vm *vm)
+{
+	struct cluster *cl = vm->cl;
+	struct dsm_config c;
 	struct dsm_ops ops;
 	int r;
+
+	cluster__dsm_layout(vm, &c);
+	c.self = cl->self;
+	c.nhosts = cl->n;
 
 	cl->dm = (struct dsm_mem){
 	    .fe = &vm->fault, .send = dsm_send, .error = dsm_error, .arg = cl};

@@ -186,6 +186,10 @@ int cluster__member(struct fabric_conn *c, const uint8_t key[FABRIC_KEY_SIZE]);
 
 /* Hooks of vmm/vm.c and vmm/vcpu.c. */
 int cluster__dsm_start(struct vm *vm); /* fault engine on the DSM */
+/* The DSM's config of this VM, whose homes are the guest's NUMA nodes in
+ * the SRAT too (vm.c): one source, so the two cannot disagree. */
+struct dsm_config;
+void cluster__dsm_layout(const struct vm *vm, struct dsm_config *c);
 int cluster__devices(struct vm *vm);   /* forwarders, wakeup mailbox */
 /* --restore over hosts (host 0 holds the snapshot): every page with data
  * in it starts owned by host 0 and is read from the file at first use;

@@ -19,6 +19,7 @@ const char config_run_usage[] =
 	"                [--vcpu-map H,H,... [--spread-when REGEX]]\n"
 	"                [--mem-map contiguous|interleave]\n"
 	"                [--host-mem SIZE] [--trace FILE] [--balance off|locality]\n"
+	"                [--numa auto|off]\n"
 	"                [--disk FILE[,ro][,host=N]]... [--rng]\n"
 	"                [--net tap[,name=TAP][,mac=MAC][,host=N]]...\n"
 	"                [--console uart|virtio]\n"
@@ -34,7 +35,9 @@ const char config_run_usage[] =
 	"  --host-mem: guest pages a host may hold before it evicts;\n"
 	"  --trace: what the vCPUs did (runs, jumps, faults) as trace-event\n"
 	"  JSON for ui.perfetto.dev; --balance locality:\n"
-	"  jump vCPUs to the host that holds the pages they fault on\n"
+	"  jump vCPUs to the host that holds the pages they fault on;\n"
+	"  --numa off: no SRAT/SLIT (auto: a NUMA node per host when homes\n"
+	"  are contiguous, docs/acpi.md)\n"
 	"  --disk, --net, --rng: virtio-mmio devices (docs/virtio.md), on\n"
 	"  host N (default 0); --console virtio: hvc0 instead of ttyS0\n";
 
@@ -218,6 +221,7 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 		{ "host-mem", required_argument, NULL, 'B' },
 		{ "trace", required_argument, NULL, 'X' },
 		{ "balance", required_argument, NULL, 'b' },
+		{ "numa", required_argument, NULL, 'U' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "net", required_argument, NULL, 'E' },
 		{ "rng", no_argument, NULL, 'r' },
@@ -308,6 +312,13 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 				return bad(err, errlen,
 					   "--balance '%s': off or locality",
 					   optarg);
+			break;
+		case 'U':
+			if (!strcmp(optarg, "off"))
+				c->no_numa = true;
+			else if (strcmp(optarg, "auto"))
+				return bad(err, errlen,
+					   "--numa '%s': auto or off", optarg);
 			break;
 		case 'T':
 			errno = 0;

@@ -65,6 +65,46 @@ unsigned dsm__home(const struct dsm *d, uint64_t gpa)
 	return idx / d->per_host;
 }
 
+/* Contiguous homes: host h is home to RAM pages [h, h + 1) times this,
+ * counting RAM pages from 0 with the 32-bit hole left out. */
+static uint64_t per_host(const struct dsm_config *c)
+{
+	return (pfn(c->size) + c->nhosts - 1) / c->nhosts;
+}
+
+unsigned dsm__home_ranges(const struct dsm_config *c,
+			  struct dsm_range out[DSM_MAX_RANGES])
+{
+	uint64_t per, lo, hi;
+	unsigned h, n = 0;
+
+	if (c->interleave || c->nhosts < 2 || c->nhosts > DSM_MAX_HOSTS ||
+	    c->lowmem > c->size)
+		return 0;
+	per = per_host(c) * PAGE_SIZE;
+	for (h = 0; h < c->nhosts; h++) {
+		lo = h * per;
+		hi = lo + per < c->size ? lo + per : c->size;
+		if (lo >= hi)
+			break;
+		/* RAM offset to guest-physical: from lowmem on, at 4 GiB. */
+		if (lo < c->lowmem)
+			out[n++] = (struct dsm_range){
+			    .gpa = lo,
+			    .len = (hi < c->lowmem ? hi : c->lowmem) - lo,
+			    .home = h};
+		if (hi > c->lowmem) {
+			uint64_t from = lo > c->lowmem ? lo : c->lowmem;
+
+			out[n++] =
+			    (struct dsm_range){.gpa = MEM_4G + from - c->lowmem,
+					       .len = hi - from,
+					       .home = h};
+		}
+	}
+	return n;
+}
+
 static void *map(struct dsm *d, int i, size_t len)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -80,7 +120,7 @@ static void *map(struct dsm *d, int i, size_t len)
 int dsm__init(struct dsm *d, const struct dsm_config *c,
 	      const struct dsm_ops *ops)
 {
-	uint64_t top, ram_pages;
+	uint64_t top;
 
 	memset(d, 0, sizeof(*d));
 	if (!c->nhosts || c->nhosts > DSM_MAX_HOSTS || c->self >= c->nhosts ||
@@ -91,8 +131,7 @@ int dsm__init(struct dsm *d, const struct dsm_config *c,
 	d->ops = *ops;
 	top = c->size > c->lowmem ? MEM_4G + c->size - c->lowmem : c->lowmem;
 	d->npages = pfn(top);
-	ram_pages = pfn(c->size);
-	d->per_host = (ram_pages + c->nhosts - 1) / c->nhosts;
+	d->per_host = per_host(c);
 	d->state = map(d, 0, d->npages);
 	d->dir = map(d, 1, d->npages * sizeof(struct dsm_dir));
 	d->store = map(d, 2, top);

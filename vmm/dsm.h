@@ -135,6 +135,23 @@ void dsm__exit(struct dsm *d);
 unsigned dsm__home(const struct dsm *d, uint64_t gpa);
 bool dsm__is_ram(const struct dsm *d, uint64_t gpa);
 
+/*
+ * The guest-physical RAM each host is home to, as dsm__home computes it,
+ * for what the guest is told (the ACPI SRAT). Contiguous homes over two
+ * hosts or more: each host's run of RAM pages, in address order, split in
+ * two where it straddles the 32-bit hole; a host with no RAM (tiny guests)
+ * has none. 0 ranges when homes say nothing of locality: one host (every
+ * page is at home) or --mem-map interleave (no two neighbouring pages
+ * share a home). c need not belong to an initialized engine.
+ */
+struct dsm_range {
+	uint64_t gpa, len;
+	unsigned home;
+};
+#define DSM_MAX_RANGES (DSM_MAX_HOSTS + 1)
+unsigned dsm__home_ranges(const struct dsm_config *c,
+			  struct dsm_range out[DSM_MAX_RANGES]);
+
 /* A fault on gpa at this host (guest or VMM access). write: the access was
  * a write. 0, or negative errno once the engine failed. */
 int dsm__fault(struct dsm *d, uint64_t gpa, bool write);

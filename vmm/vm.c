@@ -20,6 +20,7 @@
 #include "vmm/ioapic.h"
 #include "vmm/loader.h"
 #include "vmm/cpuid.h"
+#include "vmm/dsm.h"
 #include "vmm/pvm.h"
 #include "vmm/restore.h"
 #include "vmm/sysdev.h"
@@ -199,6 +200,36 @@ static char *full_cmdline(struct vm *vm)
 	return s;
 }
 
+/*
+ * Over hosts with contiguous homes, each host is a NUMA node of the guest
+ * (docs/acpi.md, "SRAT and SLIT"): its memory the RAM it is home to, its
+ * CPUs the vCPUs --vcpu-map starts on it. The ranges come from the DSM's
+ * own arithmetic, so the SRAT and the homes cannot disagree. One host,
+ * interleaved homes or --numa off: no SRAT.
+ */
+static void numa_config(const struct vm *vm, struct acpi_config *ac,
+			struct acpi_mem_range r[DSM_MAX_RANGES])
+{
+	struct dsm_range d[DSM_MAX_RANGES];
+	struct dsm_config c;
+	unsigned i, n;
+
+	if (vm->cfg.no_numa)
+		return;
+	cluster__dsm_layout(vm, &c);
+	n = dsm__home_ranges(&c, d);
+	if (!n)
+		return;
+	for (i = 0; i < n; i++)
+		r[i] = (struct acpi_mem_range){
+		    .base = d[i].gpa, .len = d[i].len, .node = d[i].home};
+	ac->nr_nodes = vm->cfg.nhosts;
+	/* Where each vCPU lives: its --spread-when place once booted. */
+	ac->vcpu_node = vm->cfg.spread_when ? vm->cfg.place : vm->cfg.vcpu_map;
+	ac->nr_mem_ranges = n;
+	ac->mem_ranges = r;
+}
+
 static int load(struct vm *vm, uint64_t *entry)
 {
 	struct kernel_image k;
@@ -241,6 +272,8 @@ static int load(struct vm *vm, uint64_t *entry)
 	 * (docs/jumps.md). */
 	if (vm->cfg.nhosts > 1)
 		ac.mp_wake_gpa = ACPI_MP_WAKE_BASE;
+	struct acpi_mem_range numa[DSM_MAX_RANGES];
+	numa_config(vm, &ac, numa);
 	uint8_t genid[VMGENID_SIZE];
 	void *acpi = mem__ptr(&vm->mem, MEM_ACPI, MEM_ACPI_MAX);
 	if (!acpi || acpi__build(acpi, MEM_ACPI, MEM_ACPI_MAX, &ac,

@@ -87,6 +87,7 @@ struct vm_config {
 	unsigned local_hosts;	 /* --local-hosts N (0: none) */
 	unsigned host, nhosts;
 	bool interleave;	 /* --mem-map interleave */
+	bool no_numa;		 /* --numa off: no SRAT/SLIT (docs/acpi.md) */
 	uint64_t host_mem;	 /* --host-mem: per-host page budget, 0 none */
 	uint8_t vcpu_map[VM_MAX_VCPUS]; /* --vcpu-map: host of each vCPU */
 	/* --spread-when REGEX: every vCPU starts on host 0 and goes to its

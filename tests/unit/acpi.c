@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vmm/acpi.h"
+#include "vmm/dsm.h"
 #include "vmm/mem.h"
 #include "vmm/vmgenid.h"
 
@@ -51,6 +52,7 @@ static uint8_t sum(const uint8_t *p, size_t n)
 
 struct tables {
 	uint8_t *rsdp, *xsdt, *fadt, *madt, *dsdt;
+	uint8_t *srat, *slit; /* NULL: none */
 	size_t end; /* one past the last byte of any table */
 };
 
@@ -104,9 +106,14 @@ static struct tables parse(uint64_t rsdp_gpa, size_t buflen)
 
 	t.xsdt = table(&t, rd64(t.rsdp + 24), "XSDT", buflen);
 	xlen = rd32(t.xsdt + 4);
-	cr_assert_eq(xlen, 36 + 2 * 8, "XSDT has FADT and MADT");
+	cr_assert(xlen == 36 + 2 * 8 || xlen == 36 + 4 * 8,
+		  "XSDT has FADT and MADT (and SRAT and SLIT)");
 	t.fadt = table(&t, rd64(t.xsdt + 36), "FACP", buflen);
 	t.madt = table(&t, rd64(t.xsdt + 44), "APIC", buflen);
+	if (xlen == 36 + 4 * 8) {
+		t.srat = table(&t, rd64(t.xsdt + 52), "SRAT", buflen);
+		t.slit = table(&t, rd64(t.xsdt + 60), "SLIT", buflen);
+	}
 	t.dsdt = table(&t, rd64(t.fadt + 140), "DSDT", buflen);
 	return t;
 }
@@ -1024,6 +1031,322 @@ Test(vmgenid, set_and_get_at_mem_vmgenid)
 	cr_assert_eq(vmgenid__get(&none, back), -EFAULT);
 }
 
+/* -------- SRAT and SLIT -------- */
+
+/* A VM's NUMA config as vm.c makes it: the DSM's home ranges, one node per
+ * host, vCPUs on their --vcpu-map host. nr_nodes 0 when there are no
+ * ranges (one host, interleave). */
+struct numa {
+	struct dsm_config dc;
+	struct dsm_range d[DSM_MAX_RANGES];
+	struct acpi_mem_range r[DSM_MAX_RANGES];
+	uint8_t map[512];
+	struct acpi_config cfg;
+};
+
+static void mknuma(struct numa *n, unsigned hosts, uint64_t size,
+		   bool interleave, unsigned vcpus)
+{
+	unsigned i, k;
+
+	memset(n, 0, sizeof(*n));
+	n->dc = (struct dsm_config){
+	    .nhosts = hosts,
+	    .lowmem = size < MEM_HOLE_START ? size : MEM_HOLE_START,
+	    .size = size,
+	    .interleave = interleave};
+	n->cfg = mkcfg(vcpus, 1);
+	for (i = 0; i < vcpus; i++)
+		n->map[i] = i % hosts;
+	k = dsm__home_ranges(&n->dc, n->d);
+	for (i = 0; i < k; i++)
+		n->r[i] = (struct acpi_mem_range){.base = n->d[i].gpa,
+						  .len = n->d[i].len,
+						  .node = n->d[i].home};
+	if (k) {
+		n->cfg.nr_nodes = hosts;
+		n->cfg.vcpu_node = n->map;
+		n->cfg.nr_mem_ranges = k;
+		n->cfg.mem_ranges = n->r;
+	}
+}
+
+static bool is_ram(const struct dsm_config *c, uint64_t gpa)
+{
+	return gpa < c->lowmem ||
+	       (gpa >= MEM_4G && gpa - MEM_4G < c->size - c->lowmem);
+}
+
+/*
+ * Parse the SRAT and SLIT as Linux 6.1 would (arch/x86/mm/srat.c,
+ * drivers/acpi/numa/srat.c) and check them against the config and against
+ * the DSM's own homes, page by page on a live engine.
+ */
+static void check_numa(struct numa *n)
+{
+	const struct acpi_config *cfg = &n->cfg;
+	struct tables t = build(cfg, BIG);
+	const uint8_t *e, *end;
+	unsigned lapic = 0, x2apic = 0, mems = 0, i, j, nn = cfg->nr_nodes;
+	uint64_t prev_end = 0, covered = 0;
+
+	cr_assert_not_null(t.srat);
+	cr_assert_not_null(t.slit);
+	cr_assert_eq(t.srat[8], 3, "SRAT revision 3: 32-bit domains");
+	cr_assert_eq(rd32(t.srat + 36), 1, "reserved field is 1");
+	cr_assert_eq(rd64(t.srat + 40), 0);
+	e = t.srat + 48;
+	end = t.srat + rd32(t.srat + 4);
+	while (e < end) {
+		cr_assert_geq(e[1], 2);
+		cr_assert_leq(e + e[1], end, "entry overruns the SRAT");
+		switch (e[0]) {
+		case 0: {
+			unsigned pxm = e[2] | e[9] << 8 | e[10] << 16 |
+				       (unsigned)e[11] << 24;
+
+			cr_assert_eq(e[1], 16, "Linux wants exactly 16");
+			cr_assert_eq(mems, 0, "CPUs first");
+			cr_assert_eq(e[3], lapic, "APIC ids in MADT order");
+			cr_assert_lt(e[3], 255);
+			cr_assert_eq(rd32(e + 4), 1, "enabled");
+			cr_assert_eq(e[8], 0, "SAPIC EID");
+			cr_assert_eq(rd32(e + 12), 0, "clock domain");
+			cr_assert_eq(pxm, n->map[lapic], "vCPU %u's node",
+				     lapic);
+			lapic++;
+			break;
+		}
+		case 2:
+			cr_assert_eq(e[1], 24);
+			cr_assert_eq(rd16(e + 2), 0);
+			cr_assert_eq(rd32(e + 8), 255 + x2apic,
+				     "x2APIC ids as the MADT's");
+			cr_assert_eq(rd32(e + 4), n->map[255 + x2apic]);
+			cr_assert_eq(rd32(e + 12), 1, "enabled");
+			cr_assert_eq(rd32(e + 16) | rd32(e + 20), 0);
+			x2apic++;
+			break;
+		case 1: {
+			uint64_t base = rd64(e + 8), len = rd64(e + 16);
+			unsigned pxm = rd32(e + 2);
+
+			cr_assert_eq(e[1], 40);
+			cr_assert_eq(rd16(e + 6), 0);
+			cr_assert_eq(rd32(e + 24), 0);
+			cr_assert_eq(rd32(e + 28), 1,
+				     "enabled, not hot-pluggable");
+			cr_assert_eq(rd64(e + 32), 0);
+			cr_assert_gt(len, 0);
+			cr_assert_geq(base, prev_end, "ranges in order, apart");
+			cr_assert_lt(pxm, nn);
+			/* RAM only: never the 32-bit hole or past the end */
+			cr_assert(is_ram(&n->dc, base) &&
+				      is_ram(&n->dc, base + len - 1),
+				  "range %#llx+%#llx is not all RAM",
+				  (unsigned long long)base,
+				  (unsigned long long)len);
+			cr_assert(base + len <= n->dc.lowmem || base >= MEM_4G,
+				  "range across the hole");
+			prev_end = base + len;
+			covered += len;
+			mems++;
+			break;
+		}
+		default:
+			cr_assert_fail("unexpected SRAT entry type %u", e[0]);
+		}
+		e += e[1];
+	}
+	cr_assert_eq(e, end);
+	cr_assert_eq(lapic + x2apic, cfg->nr_vcpus, "one entry per vCPU");
+	cr_assert_eq(lapic, cfg->nr_vcpus < 255 ? cfg->nr_vcpus : 255);
+	cr_assert_eq(mems, cfg->nr_mem_ranges);
+	/* Linux drops NUMA when the nodes miss e820 RAM (a MiB or more). */
+	cr_assert_eq(covered, n->dc.size, "every RAM byte in a node");
+
+	/* The SLIT: n x n, 10 on the diagonal, above 10 elsewhere (Linux's
+	 * slit_valid). */
+	cr_assert_eq(t.slit[8], 1);
+	cr_assert_eq(rd64(t.slit + 36), nn);
+	cr_assert_eq(rd32(t.slit + 4), 44 + nn * nn);
+	for (i = 0; i < nn; i++)
+		for (j = 0; j < nn; j++)
+			cr_assert_eq(t.slit[44 + i * nn + j],
+				     i == j ? ACPI_SLIT_LOCAL
+					    : ACPI_SLIT_REMOTE);
+
+	/* The same homes as the DSM's: every page of every range, and the
+	 * pages either side of each range's ends. */
+	struct dsm d;
+	struct dsm_ops ops = {0};
+
+	cr_assert_eq(dsm__init(&d, &n->dc, &ops), 0);
+	for (e = t.srat + 48; e < end; e += e[1]) {
+		uint64_t base = rd64(e + 8), len = rd64(e + 16), g;
+
+		if (e[0] != 1)
+			continue;
+		for (g = base; g < base + len; g += 4096)
+			cr_assert_eq(dsm__home(&d, g), rd32(e + 2),
+				     "page %#llx: SRAT says node %u, the DSM "
+				     "home %u",
+				     (unsigned long long)g, rd32(e + 2),
+				     dsm__home(&d, g));
+	}
+	dsm__exit(&d);
+	free((void *)cfg->devs);
+}
+
+Test(acpi, numa_2_hosts)
+{
+	struct numa n;
+
+	mknuma(&n, 2, 1ULL << 30, false, 4);
+	cr_assert_eq(n.cfg.nr_mem_ranges, 2);
+	cr_assert_eq(n.r[0].base, 0);
+	cr_assert_eq(n.r[0].len, 512ULL << 20);
+	cr_assert_eq(n.r[1].base, 512ULL << 20);
+	cr_assert_eq(n.r[1].node, 1);
+	check_numa(&n);
+}
+
+/* 4 GiB + 20 KiB over 2 hosts: host 1's RAM straddles the hole, so it has
+ * two ranges, below 3 GiB and from 4 GiB. */
+Test(acpi, numa_2_hosts_split_at_hole)
+{
+	struct numa n;
+
+	mknuma(&n, 2, (4ULL << 30) + 5 * 4096, false, 3);
+	cr_assert_eq(n.cfg.nr_mem_ranges, 3);
+	cr_assert_eq(n.r[1].node, 1);
+	cr_assert_eq(n.r[1].base + n.r[1].len, MEM_HOLE_START);
+	cr_assert_eq(n.r[2].node, 1);
+	cr_assert_eq(n.r[2].base, MEM_4G);
+	check_numa(&n);
+}
+
+/* Odd sizes over 3 hosts: pages that do not divide by 3, the hole inside
+ * host 2's run, a RAM end that is not a MiB boundary. */
+Test(acpi, numa_3_hosts_odd_sizes)
+{
+	static const uint64_t sizes[] = {
+	    (1ULL << 30) + 4096,      (768ULL << 20) - 4096,
+	    (3ULL << 30) + 7 * 4096,  (5ULL << 30) + 3 * 4096,
+	    (2ULL << 30) + 11 * 4096,
+	};
+	struct numa n;
+
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		mknuma(&n, 3, sizes[i], false, 5);
+		check_numa(&n);
+	}
+}
+
+/* Guest RAM too small for every host to be home to a page: the last host
+ * is a node with CPUs and no memory, which Linux takes. */
+Test(acpi, numa_host_without_ram)
+{
+	struct numa n;
+
+	mknuma(&n, 3, 4 * 4096, false, 3);
+	cr_assert_eq(n.cfg.nr_mem_ranges, 2);
+	check_numa(&n);
+}
+
+/* Past APIC id 254 the CPUs are x2APIC affinity entries, as in the MADT. */
+Test(acpi, numa_x2apic_entries)
+{
+	struct numa n;
+
+	mknuma(&n, 3, 2ULL << 30, false, 300);
+	check_numa(&n);
+}
+
+/* One host, or interleaved homes: nothing to say, no SRAT, no SLIT. */
+Test(acpi, numa_none_for_one_host_or_interleave)
+{
+	struct numa n;
+	struct tables t;
+
+	mknuma(&n, 1, 1ULL << 30, false, 2);
+	cr_assert_eq(n.cfg.nr_nodes, 0);
+	t = build(&n.cfg, BIG);
+	cr_assert_null(t.srat);
+	cr_assert_eq(rd32(t.xsdt + 4), 36 + 2 * 8);
+	cr_assert_null(memmem(buf, t.end, "SRAT", 4));
+	cr_assert_null(memmem(buf, t.end, "SLIT", 4));
+	free((void *)n.cfg.devs);
+
+	mknuma(&n, 2, 1ULL << 30, true, 2);
+	cr_assert_eq(n.cfg.nr_nodes, 0);
+	t = build(&n.cfg, BIG);
+	cr_assert_null(t.srat);
+	cr_assert_null(t.slit);
+	free((void *)n.cfg.devs);
+}
+
+Test(acpi, numa_rejects_what_it_cannot_express)
+{
+	static uint8_t map[4] = {0, 1, 0, 1};
+	struct acpi_mem_range r[2] = {{0, 1 << 20, 0}, {1 << 20, 1 << 20, 1}};
+	struct acpi_config ok = mkcfg(4, 1), c;
+	uint64_t rsdp = 0;
+
+	ok.nr_nodes = 2;
+	ok.vcpu_node = map;
+	ok.nr_mem_ranges = 2;
+	ok.mem_ranges = r;
+	cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &ok, &rsdp), 0);
+	memset(buf, 0x5a, BUF_MAX);
+
+#define REJECT(what)                                                           \
+	do {                                                                   \
+		uint64_t g = 7;                                                \
+		cr_assert_eq(acpi__build(buf, GPA, BUF_MAX, &c, &g), -1,       \
+			     what);                                            \
+		cr_assert_eq(g, 7);                                            \
+		cr_assert_eq(buf[0], 0x5a, what ": buffer written");           \
+	} while (0)
+
+	c = ok;
+	c.nr_nodes = 1;
+	REJECT("a vCPU in node 1 of 1");
+	c = ok;
+	c.nr_nodes = ACPI_MAX_NODES + 1;
+	REJECT("too many nodes");
+	c = ok;
+	c.vcpu_node = NULL;
+	REJECT("no vCPU nodes");
+	c = ok;
+	c.mem_ranges = NULL;
+	REJECT("no ranges");
+	struct acpi_mem_range bad[2];
+	memcpy(bad, r, sizeof(bad));
+	bad[1].base = (1 << 20) - 4096;
+	c = ok;
+	c.mem_ranges = bad;
+	REJECT("overlapping ranges");
+	memcpy(bad, r, sizeof(bad));
+	bad[0].base = 2 << 20;
+	c.mem_ranges = bad;
+	REJECT("ranges out of order");
+	memcpy(bad, r, sizeof(bad));
+	bad[1].len = 100;
+	REJECT("unaligned range");
+	memcpy(bad, r, sizeof(bad));
+	bad[1].len = 0;
+	REJECT("empty range");
+	memcpy(bad, r, sizeof(bad));
+	bad[1].node = 2;
+	REJECT("range in no node");
+	memcpy(bad, r, sizeof(bad));
+	bad[1].base = 1ULL << 52;
+	REJECT("range beyond 2^52");
+#undef REJECT
+	free((void *)ok.devs);
+}
+
 /* -------- ACPICA, when installed -------- */
 
 static int have(const char *tool)
@@ -1132,6 +1455,44 @@ Test(acpi, iasl_disassembles, .fini = rm_tmpdir)
 	run(dir, "iasl -oa -p re dsdt.dsl >>log 2>&1 && "
 		 "tail -c +37 dsdt.dat >a && tail -c +37 re.aml >b && cmp a b");
 	free((void *)cfg.devs);
+}
+
+/* ACPICA's reading of the SRAT and SLIT: no complaint, the fields where
+ * it expects them. */
+Test(acpi, iasl_disassembles_srat_slit, .fini = rm_tmpdir)
+{
+	const char *dir = tmpdir;
+	struct numa n;
+	struct tables t;
+	const char *dsl;
+
+	if (!have("iasl")) {
+		cr_skip_test(
+		    "iasl not installed (apt-get install acpica-tools)");
+		return;
+	}
+	cr_assert_not_null(mkdtemp(tmpdir));
+	mknuma(&n, 2, (4ULL << 30) + 5 * 4096, false, 3);
+	t = build(&n.cfg, BIG);
+	save(dir, "srat.dat", t.srat);
+	save(dir, "slit.dat", t.slit);
+	run(dir, "iasl -d srat.dat slit.dat >log 2>&1");
+	dsl = slurp(dir, "srat.dsl");
+	cr_assert_null(strstr(dsl, "Incorrect checksum"), "%s", dsl);
+	cr_assert_null(strstr(dsl, "**** "), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Table Revision : 00000001"), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Proximity Domain Low(8) : 01"), "%s",
+			   dsl);
+	cr_assert_not_null(strstr(dsl, "Base Address : 0000000100000000"), "%s",
+			   dsl);
+	cr_assert_not_null(strstr(dsl, "Address Length : 0000000040005000"),
+			   "%s", dsl);
+	dsl = slurp(dir, "slit.dsl");
+	cr_assert_null(strstr(dsl, "Incorrect checksum"), "%s", dsl);
+	cr_assert_not_null(strstr(dsl, "Localities : 0000000000000002"), "%s",
+			   dsl);
+	cr_assert_not_null(strstr(dsl, "Locality   0 : 0A 28"), "%s", dsl);
+	free((void *)n.cfg.devs);
 }
 
 Test(acpi, acpiexec_powers_off_through_pm_port, .fini = rm_tmpdir)
