@@ -121,19 +121,28 @@ struct snap_trigger {
 	bool fired;
 };
 
+/* A console trigger fires once, on the first line that matches. */
+static bool fires(regex_t *re, bool *fired, const char *line, size_t len)
+{
+	char buf[UART_LINE_MAX + 1];
+
+	if (*fired)
+		return false;
+	memcpy(buf, line, len);
+	buf[len] = 0;
+	if (regexec(re, buf, 0, NULL, 0))
+		return false;
+	*fired = true;
+	return true;
+}
+
 static void snap_line(void *arg, const char *line, size_t len)
 {
 	struct snap_trigger *t = arg;
-	char buf[UART_LINE_MAX + 1];
 	uint64_t one = 1;
 
-	if (t->fired)
+	if (!fires(&t->re, &t->fired, line, len))
 		return;
-	memcpy(buf, line, len);
-	buf[len] = 0;
-	if (regexec(&t->re, buf, 0, NULL, 0))
-		return;
-	t->fired = true;
 	/* Park only once the main loop is sure to hear of it: it resumes
 	 * or stops the VM after the snapshot. */
 	if (write(t->efd, &one, sizeof(one)) < 0)
@@ -153,15 +162,10 @@ struct spread_trigger {
 static void spread_line(void *arg, const char *line, size_t len)
 {
 	struct spread_trigger *t = arg;
-	char buf[UART_LINE_MAX + 1], why[160];
+	char why[160];
 
-	if (t->fired)
+	if (!fires(&t->re, &t->fired, line, len))
 		return;
-	memcpy(buf, line, len);
-	buf[len] = 0;
-	if (regexec(&t->re, buf, 0, NULL, 0))
-		return;
-	t->fired = true;
 	for (unsigned i = 0; i < t->vm->cfg.nr_vcpus; i++) {
 		unsigned h = t->vm->cfg.place[i];
 		if (h &&
