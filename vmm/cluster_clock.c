@@ -82,16 +82,18 @@ static void privatize(struct cluster *cl, uint64_t msr)
 void cluster__wrmsr(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	struct {
+	union {
 		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = {.h.nmsrs = 1,
-	       .e = {.index = run->msr.index, .data = run->msr.data}};
+		uint8_t
+		    b[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} m = {.h.nmsrs = 1};
 
 	if (!v->vm->cl || !is_clock_msr(run->msr.index)) {
 		run->msr.error = 1; /* not filtered by us: #GP, as KVM would */
 		return;
 	}
+	m.h.entries[0].index = run->msr.index;
+	m.h.entries[0].data = run->msr.data;
 	privatize(v->vm->cl, run->msr.data);
 	/* What KVM refuses (a clock it cannot offer) is the guest's #GP. */
 	run->msr.error = ioctl(v->fd, KVM_SET_MSRS, &m) != 1;
