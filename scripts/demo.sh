@@ -82,16 +82,16 @@ die() {
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-900}
 spread_args=()
 host0_only=
-case $kind in
-lab | lab-over-pvm | in-lab | pvm)
-	if [ "${SPREAD:-}" = init ]; then
-		spread_args=(--spread-when 'SLOS-DEMO init after')
-	else
+if [ "${SPREAD:-}" = init ]; then
+	spread_args=(--spread-when 'SLOS-DEMO init after')
+else
+	case $kind in
+	lab | lab-over-pvm | in-lab | pvm)
 		host0_only=1
 		VCPU_MAP=${VCPU_MAP:-$(printf '0%.0s\n' $(seq "$VCPUS") | paste -sd,)}
-	fi
-	;;
-esac
+		;;
+	esac
+fi
 map_args=()
 [ -n "${VCPU_MAP:-}" ] && map_args=(--vcpu-map "$VCPU_MAP")
 
@@ -152,7 +152,7 @@ args=(--kernel "$OUT/stock-vmlinuz" --initrd "$OUT/stock-initramfs.cpio"
 	${spread_args[@]+"${spread_args[@]}"} --balance "$BALANCE" --numa "$NUMA"
 	--disk "$DEMO/disk.img" --stats --trace "$trace" --cmdline "$cmdline")
 [ -z "$host0_only" ] || say "vCPUs on hosts ${VCPU_MAP}, guest RAM over $HOSTS hosts: the most this KVM runs in useful time (docs/demo.md; SPREAD=init spreads them once booted)"
-[ -z "${spread_args[*]}" ] || say "the guest boots on host 0 and its vCPUs go to hosts ${VCPU_MAP:-round the $HOSTS hosts} as the apps start (SPREAD=init)"
+[ -z "${spread_args[*]+set}" ] || say "the guest boots on host 0 and its vCPUs go to hosts ${VCPU_MAP:-round the $HOSTS hosts} as the apps start (SPREAD=init)"
 say "slos run ${args[*]}"
 run=(scripts/kvm.sh run --)
 [ "$kind" = lab-over-pvm ] && run=(env SLOS_LAB=1 scripts/kvm.sh run --)
@@ -241,7 +241,7 @@ if [ -n "$where_done" ]; then
 		"${spread_args[@]+ (booted on host 0, moved by --spread-when)}"
 	placed="on hosts $where_done during the apps${spread_args[@]+, booted on host 0}"
 	# Spread means spread: some vCPU away from host 0, unless asked.
-	[ "$HOSTS" -lt 2 ] || [ -n "$host0_only" ] ||
+	[ "$HOSTS" -lt 2 ] || [ -n "$host0_only" ] || [ "${VCPU_MAP:-}" = "$where_done" ] ||
 		[ "$where_done" != "$(printf '0%.0s\n' $(seq "$VCPUS") | paste -sd,)" ] ||
 		bad="${bad:+$bad; }every vCPU was still on host 0 as the apps ended"
 fi

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The kvmclock page over hosts. Linux keeps every vCPU's kvmclock entry
- * (pvclock_vcpu_time_info, 32 bytes) in one page (hv_clock_boot: 64
- * entries), and each host's KVM rewrites the entries of the vCPUs running
+ * (pvclock_vcpu_time_info, padded to 64 bytes) in one page (hv_clock_boot:
+ * 64 entries), and each host's KVM rewrites the entries of the vCPUs running
  * there at every clock update: as a DSM page that would be written by
  * every host in turn and ping-pong at each tick (docs/demo.md measured 89k
  * of 154k page waits in one lab boot on it). Each CPU reads only its own
@@ -38,8 +38,8 @@ static bool is_clock_msr(uint32_t index)
 int cluster__clock_filter(struct vm *vm)
 {
 	/* A clear bit denies: the write exits to userspace. KVM copies the
-	 * bitmap in. */
-	uint8_t deny = 0;
+	 * bitmap in, a long at a time. */
+	uint64_t deny = 0;
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
 				     .args = {KVM_MSR_EXIT_REASON_FILTER}};
 	struct kvm_msr_filter f = {
@@ -47,11 +47,11 @@ int cluster__clock_filter(struct vm *vm)
 	    .ranges = {{.flags = KVM_MSR_FILTER_WRITE,
 			.nmsrs = 1,
 			.base = MSR_KVM_SYSTEM_TIME,
-			.bitmap = &deny},
+			.bitmap = (uint8_t *)&deny},
 		       {.flags = KVM_MSR_FILTER_WRITE,
 			.nmsrs = 1,
 			.base = MSR_KVM_SYSTEM_TIME_NEW,
-			.bitmap = &deny}},
+			.bitmap = (uint8_t *)&deny}},
 	};
 
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_X86_MSR_FILTER) <= 0)
@@ -99,11 +99,11 @@ void cluster__wrmsr(struct vcpu *v)
 	run->msr.error = ioctl(v->fd, KVM_SET_MSRS, &m) != 1;
 }
 
-void cluster_clock_state(struct cluster *cl, const struct vcpu_state *s)
+void cluster__clock_state(struct vm *vm, const struct vcpu_state *s)
 {
-	for (unsigned i = 0; i < s->nr_msrs; i++)
+	for (unsigned i = 0; vm->cl && i < s->nr_msrs; i++)
 		if (is_clock_msr(s->msrs[i].index))
-			privatize(cl, s->msrs[i].data);
+			privatize(vm->cl, s->msrs[i].data);
 }
 
 void cluster_clock_stats(struct cluster *cl, FILE *f)

@@ -271,9 +271,7 @@ void ipi_departed(struct cluster *cl, unsigned id, unsigned to);
 int ipi_stay(struct vcpu *v, struct vcpu_state *s, char *why, size_t len);
 void ipi_stats(struct cluster *cl, FILE *f);
 
-/* vmm/cluster_clock.c: a state about to load here names its kvmclock
- * page, which becomes this host's own. */
-void cluster_clock_state(struct cluster *cl, const struct vcpu_state *s);
+/* vmm/cluster_clock.c: --stats' kvmclock line. */
 void cluster_clock_stats(struct cluster *cl, FILE *f);
 
 #endif

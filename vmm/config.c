@@ -455,6 +455,10 @@ int config__parse_run(int argc, char **argv, struct vm_config *c, char *err,
 			return bad(err, errlen,
 				   "--spread-when and --snapshot-when: one "
 				   "console trigger at a time");
+		if (c->vconsole)
+			return bad(err, errlen,
+				   "--spread-when watches the UART: not with "
+				   "--console virtio");
 		memcpy(c->place, c->vcpu_map, sizeof(c->place));
 		memset(c->vcpu_map, 0, sizeof(c->vcpu_map));
 	}

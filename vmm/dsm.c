@@ -318,6 +318,11 @@ static bool evict_one(struct dsm *d, uint64_t keep)
 		if (pthread_mutex_trylock(l))
 			continue;
 		s = d->state[p];
+		/* Made private since the look above. */
+		if (is_priv(d, p)) {
+			pthread_mutex_unlock(l);
+			continue;
+		}
 		unsigned home = dsm__home(d, gpa);
 		if (s == DSM_S) {
 			op_check(d, d->ops.drop(d->ops.arg, gpa), "drop", gpa);
@@ -398,12 +403,12 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 	unsigned home = dsm__home(d, gpa);
 	/* A fault that was on its way when the page became private: it is
 	 * mapped and writable now. */
-	uint8_t s = is_priv(d, p) ? DSM_PAGE_STATE_MAX : d->state[p];
-	switch (s) {
-	case DSM_PAGE_STATE_MAX:
+	if (is_priv(d, p)) {
 		ST_ADD(d, hits, 1);
 		op_check(d, d->ops.wake(d->ops.arg, gpa), "wake", gpa);
-		break;
+		goto out;
+	}
+	switch (d->state[p]) {
 	case DSM_I:
 		/* Dropped since the check above (an INV, a forward): the slot
 		 * is taken now, the budget made good by the next miss. */
@@ -451,6 +456,7 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 		ST_ADD(d, waits, 1);
 		break;
 	}
+out:
 	pthread_mutex_unlock(page_lock(d, gpa));
 	if (reserved)
 		atomic_fetch_sub(&d->used, 1);
@@ -802,10 +808,12 @@ int dsm__privatize(struct dsm *d, uint64_t gpa)
 		break;
 	case DSM_M:
 		if (is_lazy(d, p)) {
+			if (d->fill(d->fill_arg, gpa, buf) < 0) {
+				r = -EIO;
+				break; /* still lazy: a fault reads it again */
+			}
+			r = d->ops.install(d->ops.arg, gpa, buf, true);
 			clear_lazy(d, p);
-			r = d->fill(d->fill_arg, gpa, buf) < 0
-				? -EIO
-				: d->ops.install(d->ops.arg, gpa, buf, true);
 			atomic_fetch_add(&d->used, 1);
 		}
 		break;

@@ -137,7 +137,7 @@ static int load(struct vcpu *v, const uint8_t *p, size_t len, unsigned from,
 	for (unsigned i = 0; i < s->nr_msrs; i++)
 		if (s->msrs[i].index == MSR_IA32_TSC)
 			s->msrs[i] = s->msrs[--s->nr_msrs];
-	cluster_clock_state(v->vm->cl, s);
+	cluster__clock_state(v->vm, s);
 	r = ipi_handover_in(v, s, true, from, why, why_len);
 out:
 	free(s);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vmm/acpi.h"
+#include "vmm/cluster.h"
 #include "vmm/ioapic.h"
 #include "vmm/restore.h"
 #include "vmm/uart.h"
@@ -231,6 +232,9 @@ int restore__load(struct vm *vm)
 				"snapshot, and KVM cannot scale it: guest "
 				"time will drift\n",
 				khz, want);
+		/* Over hosts the kvmclock page is host 0's own, as if the
+		 * guest had just set it here (vmm/cluster_clock.c). */
+		cluster__clock_state(vm, &s->vcpus[i]);
 		if (vcpu__load(v, &s->vcpus[i], err, sizeof(err)))
 			return fail(r->snap.dir, err);
 	}

@@ -93,9 +93,13 @@ Test(config, spread_when)
 {
 	struct vm_config c;
 	char err[256];
-	char *argv[] = {"run",	   "--kernel",	    "k",	  "--vcpus",
-			"4",	   "--local-hosts", "2",	  "--vcpu-map",
-			"0,1,1,0", "--spread-when", "init after", NULL};
+	char *argv[] = {"run",	      "--kernel",
+			"k",	      "--vcpus",
+			"4",	      "--local-hosts",
+			"2",	      "--vcpu-map",
+			"0,1,1,0",    "--spread-when",
+			"init after", NULL,
+			NULL,	      NULL};
 
 	cr_assert_eq(config__parse_run(11, argv, &c, err, sizeof(err)), 0, "%s",
 		     err);
@@ -108,6 +112,11 @@ Test(config, spread_when)
 	argv[10] = "(";
 	cr_expect_eq(config__parse_run(11, argv, &c, err, sizeof(err)), -1);
 	cr_expect(strstr(err, "not a regular expression"), "%s", err);
+	argv[10] = "x";
+	argv[11] = "--console";
+	argv[12] = "virtio";
+	cr_expect_eq(config__parse_run(13, argv, &c, err, sizeof(err)), -1);
+	cr_expect(strstr(err, "not with --console virtio"), "%s", err);
 	cr_expect_eq(parse(&c, err, "--kernel", "k", "--spread-when", "x"), -1);
 	cr_expect(strstr(err, "a VM over hosts"), "%s", err);
 }
