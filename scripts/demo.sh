@@ -82,13 +82,14 @@ die() {
 DEMO_TIMEOUT=${DEMO_TIMEOUT:-900}
 spread_args=()
 host0_only=
+all_host0=$(printf '0%.0s\n' $(seq "$VCPUS") | paste -sd,)
 if [ "${SPREAD:-}" = init ]; then
 	spread_args=(--spread-when 'SLOS-DEMO init after')
 else
 	case $kind in
 	lab | lab-over-pvm | in-lab | pvm)
 		host0_only=1
-		VCPU_MAP=${VCPU_MAP:-$(printf '0%.0s\n' $(seq "$VCPUS") | paste -sd,)}
+		VCPU_MAP=${VCPU_MAP:-$all_host0}
 		;;
 	esac
 fi
@@ -242,7 +243,7 @@ if [ -n "$where_done" ]; then
 	placed="on hosts $where_done during the apps${spread_args[@]+, booted on host 0}"
 	# Spread means spread: some vCPU away from host 0, unless asked.
 	[ "$HOSTS" -lt 2 ] || [ -n "$host0_only" ] || [ "${VCPU_MAP:-}" = "$where_done" ] ||
-		[ "$where_done" != "$(printf '0%.0s\n' $(seq "$VCPUS") | paste -sd,)" ] ||
+		[ "$where_done" != "$all_host0" ] ||
 		bad="${bad:+$bad; }every vCPU was still on host 0 as the apps ended"
 fi
 grep -aE 'slos: host [0-9]+ jumps in' "$log" | sed 's/^slos: /jumps:         /'

@@ -722,8 +722,6 @@ int cluster__dsm_start(struct vm *vm)
 	int r;
 
 	cluster__dsm_layout(vm, &c);
-	c.self = cl->self;
-	c.nhosts = cl->n;
 
 	cl->dm = (struct dsm_mem){
 	    .fe = &vm->fault, .send = dsm_send, .error = dsm_error, .arg = cl};

@@ -259,6 +259,21 @@ static void clear_lazy(struct dsm *d, uint64_t p)
 			   __ATOMIC_RELAXED);
 }
 
+/* A lazy page this host owns, read from the snapshot into its mapping
+ * (writable: it is in DSM_M). -EIO if the read fails, and it stays lazy;
+ * else install's result. Under the page's lock. */
+static int unlazy(struct dsm *d, uint64_t gpa)
+{
+	static __thread uint8_t buf[DSM_PAGE_BYTES]
+	    __attribute__((aligned(64)));
+
+	if (d->fill(d->fill_arg, gpa, buf) < 0)
+		return -EIO;
+	clear_lazy(d, pfn(gpa));
+	atomic_fetch_add(&d->used, 1);
+	return d->ops.install(d->ops.arg, gpa, buf, true);
+}
+
 /* ---- host-private pages ---- */
 
 static bool is_priv(struct dsm *d, uint64_t p)
@@ -432,19 +447,14 @@ int dsm__fault(struct dsm *d, uint64_t gpa, bool write)
 		break;
 	case DSM_M:
 		if (is_lazy(d, p)) {
-			static __thread uint8_t buf[DSM_PAGE_BYTES];
-			clear_lazy(d, p);
-			atomic_fetch_add(&d->used, 1);
-			if (d->fill(d->fill_arg, gpa, buf) < 0)
+			int r = unlazy(d, gpa);
+			if (r == -EIO)
 				fail(d,
 				     "guest page 0x%llx: cannot read it "
 				     "from the snapshot",
 				     (unsigned long long)gpa);
 			else
-				op_check(
-				    d,
-				    d->ops.install(d->ops.arg, gpa, buf, true),
-				    "install", gpa);
+				op_check(d, r, "install", gpa);
 			break;
 		}
 		ST_ADD(d, hits, 1);
@@ -790,8 +800,6 @@ int dsm__preown(struct dsm *d, uint64_t gpa, unsigned owner)
 
 int dsm__privatize(struct dsm *d, uint64_t gpa)
 {
-	static __thread uint8_t buf[DSM_PAGE_BYTES]
-	    __attribute__((aligned(64)));
 	uint64_t p = pfn(gpa);
 	int r = 0;
 
@@ -807,15 +815,8 @@ int dsm__privatize(struct dsm *d, uint64_t gpa)
 		r = d->ops.unprotect(d->ops.arg, gpa);
 		break;
 	case DSM_M:
-		if (is_lazy(d, p)) {
-			if (d->fill(d->fill_arg, gpa, buf) < 0) {
-				r = -EIO;
-				break; /* still lazy: a fault reads it again */
-			}
-			r = d->ops.install(d->ops.arg, gpa, buf, true);
-			clear_lazy(d, p);
-			atomic_fetch_add(&d->used, 1);
-		}
+		if (is_lazy(d, p))
+			r = unlazy(d, gpa);
 		break;
 	default:
 		/* Not mapped here (and maybe on its way): zeros, which the
