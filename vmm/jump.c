@@ -27,7 +27,9 @@
 #include "vmm/snapshot.h"
 #include "vmm/trace.h"
 
-#define MSR_IA32_TSC 0x10
+#define MSR_IA32_TSC	       0x10
+#define MSR_KVM_WALL_CLOCK     0x11
+#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
 /* vcpu, seq, reason, pause time, boot tag; the balancer's back-off
  * (gap ms, the host it came from or ~0), which travels with the vCPU; its
  * generation (one more at each arrival: orders the hosts' CL_WHEREs). */
@@ -116,6 +118,22 @@ static bool run_on(struct vcpu *v)
 	return go;
 }
 
+/*
+ * MSRs an arriving state carries that are not written here. The TSC:
+ * every host's VM shows the guest one TSC (cluster__time_apply), and
+ * writing the value the source read would step it back by the flight
+ * time. kvmclock's wall clock: its write makes KVM write the wall time
+ * into guest memory there and then, from this thread, which holds the
+ * interrupt lock the fabric thread needs to bring that page if another
+ * host has it; the lab's spread boots deadlocked so, their heartbeats
+ * stopped. The guest read that page at boot and not since.
+ */
+static bool left_out(uint32_t index)
+{
+	return index == MSR_IA32_TSC || index == MSR_KVM_WALL_CLOCK ||
+	       index == MSR_KVM_WALL_CLOCK_NEW;
+}
+
 static int load(struct vcpu *v, const uint8_t *p, size_t len, unsigned from,
 		char *why, size_t why_len)
 {
@@ -131,12 +149,11 @@ static int load(struct vcpu *v, const uint8_t *p, size_t len, unsigned from,
 		snprintf(why, why_len, "%s", bad);
 		goto out;
 	}
-	/* Every host's VM shows the guest one TSC (cluster__time_apply):
-	 * writing the value the source read would step it back by the
-	 * flight time. */
-	for (unsigned i = 0; i < s->nr_msrs; i++)
-		if (s->msrs[i].index == MSR_IA32_TSC)
+	for (unsigned i = 0; i < s->nr_msrs;)
+		if (left_out(s->msrs[i].index))
 			s->msrs[i] = s->msrs[--s->nr_msrs];
+		else
+			i++;
 	cluster__clock_state(v->vm, s);
 	r = ipi_handover_in(v, s, true, from, why, why_len);
 out:
