@@ -48,14 +48,28 @@ static unsigned order(unsigned n)
 	return s;
 }
 
-/*
- * One package, one thread per core, nr cores: the extended topology leaf
- * (0xb, and 0x1f where KVM lists it) with levels SMT and core, and the
- * same counts in the older places Linux reads.
- */
-static int topology(struct kvm_cpuid2 *c, unsigned nr, uint32_t max_basic)
+/* The "threads sharing this cache - 1" field (EAX[25:14]) of each cache
+ * that cpuid leaf fn (4, or AMD's 0x8000001d) lists, at most max. */
+static void cache_sharing(struct kvm_cpuid2 *c, uint32_t fn, uint32_t max)
 {
-	unsigned shift = order(nr);
+	struct kvm_cpuid_entry2 *e;
+
+	for (uint32_t i = 0;
+	     (e = cpuid__find(c, fn, i)) && e->index == i && (e->eax & 0x1f);
+	     i++)
+		if (((e->eax >> 14) & 0xfff) > max)
+			e->eax = (e->eax & ~(0xfffu << 14)) | max << 14;
+}
+
+/*
+ * Packages of `cores` cores, one thread each: the extended topology leaf
+ * (0xb, and 0x1f where KVM lists it) with levels SMT and core, the same
+ * counts in the older places Linux reads, and no cache shared wider than
+ * a package.
+ */
+static int topology(struct kvm_cpuid2 *c, unsigned cores, uint32_t max_basic)
+{
+	unsigned shift = order(cores);
 	uint32_t leaves[2] = {TOPO_LEAF, TOPO2_LEAF};
 	struct kvm_cpuid_entry2 *e;
 
@@ -72,7 +86,7 @@ static int topology(struct kvm_cpuid2 *c, unsigned nr, uint32_t max_basic)
 		smt->ebx = 1;
 		smt->ecx = (1u << 8) | 0;
 		core->eax = shift;
-		core->ebx = nr;
+		core->ebx = cores;
 		core->ecx = (2u << 8) | 1;
 		end->eax = end->ebx = 0;
 		end->ecx = 2;
@@ -82,7 +96,7 @@ static int topology(struct kvm_cpuid2 *c, unsigned nr, uint32_t max_basic)
 	}
 	if ((e = cpuid__find(c, 1, 0))) {
 		e->ebx = (e->ebx & 0xff00ffffu) | ((1u << shift) & 0xff) << 16;
-		if (nr > 1)
+		if (cores > 1)
 			e->edx |= CPUID_HTT;
 		else
 			e->edx &= ~CPUID_HTT;
@@ -90,11 +104,17 @@ static int topology(struct kvm_cpuid2 *c, unsigned nr, uint32_t max_basic)
 	for (uint32_t i = 0;
 	     (e = cpuid__find(c, 4, i)) && e->index == i && (e->eax & 0x1f);
 	     i++)
-		e->eax =
-		    (e->eax & 0x03ffffffu) | ((nr > 64 ? 63 : nr - 1) << 26);
+		e->eax = (e->eax & 0x03ffffffu) |
+			 ((cores > 64 ? 63 : cores - 1) << 26);
+	cache_sharing(c, 4, (1u << shift) - 1);
+	cache_sharing(c, 0x8000001d, (1u << shift) - 1);
 	if ((e = cpuid__find(c, 0x80000008, 0)))
 		e->ecx =
-		    (e->ecx & ~0xf0ffu) | (shift << 12) | ((nr - 1) & 0xff);
+		    (e->ecx & ~0xf0ffu) | (shift << 12) | ((cores - 1) & 0xff);
+	/* AMD's own topology leaf: one thread per core; cpuid__for_vcpu
+	 * numbers the cores, or (packages of one) the nodes. */
+	if ((e = cpuid__find(c, 0x8000001e, 0)))
+		e->eax = e->ebx = e->ecx = 0;
 	return 0;
 }
 
@@ -117,7 +137,11 @@ int cpuid__shape(struct kvm_cpuid2 *c, const struct cpuid_opts *o)
 	for (unsigned i = 0; i < c->nent; i++)
 		if (c->entries[i].function == 0x8000000a)
 			memset(&c->entries[i].eax, 0, 16);
-	if (o->nr_vcpus && topology(c, o->nr_vcpus, max_basic))
+	/* Over hosts any two vCPUs may be on different hosts (and the SRAT
+	 * puts them in different NUMA nodes, where Linux refuses a shared
+	 * cache with a warning): each vCPU is a package of its own. */
+	if (o->nr_vcpus &&
+	    topology(c, o->over_hosts ? 1 : o->nr_vcpus, max_basic))
 		return -1;
 	if (o->over_hosts && (e = cpuid__find(c, KVM_SIG_LEAF + 1, 0)))
 		e->eax &= ~CPUID_KVM_LOCAL;
@@ -137,11 +161,22 @@ int cpuid__shape(struct kvm_cpuid2 *c, const struct cpuid_opts *o)
 
 void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned id)
 {
+	struct kvm_cpuid_entry2 *l1 = cpuid__find(c, 1, 0);
+	bool alone = !l1 || ((l1->ebx >> 16) & 0xff) <= 1;
+
 	for (unsigned i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 		if (e->function == 1)
 			e->ebx = (e->ebx & 0x00ffffff) | ((uint32_t)id << 24);
 		else if (e->function == TOPO_LEAF || e->function == TOPO2_LEAF)
 			e->edx = id;
+		else if (e->function == 0x8000001e) {
+			/* Linux on AMD takes its die (and, on families
+			 * before 0x17, its last-level cache) from the node
+			 * ID: packages of one CPU each have their own. */
+			e->eax = id;
+			e->ebx = alone ? 0 : id & 0xff;
+			e->ecx = alone ? id & 0xff : 0;
+		}
 	}
 }

@@ -6,9 +6,10 @@
  * hypervisor (Linux then finds kvmclock and takes the TSC rate from it; with
  * no hypervisor bit it calibrates against a PIT/HPET slos does not have and
  * hangs), offers the TSC-deadline timer KVM emulates, describes one package
- * of nr_vcpus cores, hides nested virtualization, and adds the hypervisor
- * timing leaf 0x40000010 (TSC and LAPIC-timer rates). Under PVM the guest
- * reads the host's CPUID instead, but KVM still checks what it was given.
+ * of nr_vcpus cores (over hosts a package per vCPU), hides nested
+ * virtualization, and adds the hypervisor timing leaf 0x40000010 (TSC and
+ * LAPIC-timer rates). Under PVM the guest reads the host's CPUID instead,
+ * but KVM still checks what it was given.
  * Pure over struct kvm_cpuid2, so unit-tested without KVM.
  */
 #ifndef SLOS_CPUID_H
@@ -59,7 +60,8 @@ struct cpuid_opts {
  * entries) as above. Returns 0, or -1 if an entry does not fit.
  */
 int cpuid__shape(struct kvm_cpuid2 *c, const struct cpuid_opts *o);
-/* The same VM's CPUID for vCPU id: its APIC IDs (leaves 1, 0xb, 0x1f). */
+/* The same VM's CPUID for vCPU id: its APIC IDs (leaves 1, 0xb, 0x1f,
+ * 0x8000001e) and AMD core or node ID. */
 void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned id);
 struct kvm_cpuid_entry2 *cpuid__find(struct kvm_cpuid2 *c, uint32_t fn,
 				     uint32_t index);

@@ -21,6 +21,10 @@ static struct kvm_cpuid2 *supported(void)
 	     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX},
 	    {.function = 4,
 	     .index = 1,
+	     .eax = 0x163 | 15 << 14, /* L3, shared by 16 threads */
+	     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX},
+	    {.function = 4,
+	     .index = 2,
 	     .eax = 0,
 	     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX},
 	    {.function = 0xb,
@@ -33,6 +37,11 @@ static struct kvm_cpuid2 *supported(void)
 	    {.function = 0x80000001, .ecx = CPUID_SVM},
 	    {.function = 0x80000008, .ecx = 0xffff},
 	    {.function = 0x8000000a, .eax = 1, .ebx = 8, .edx = 0xff},
+	    {.function = 0x8000001d,
+	     .index = 0,
+	     .eax = 0x163 | 7 << 14,
+	     .flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX},
+	    {.function = 0x8000001e, .eax = 9, .ebx = 0x109, .ecx = 0x101},
 	};
 
 	cr_assert(c);
@@ -112,6 +121,55 @@ Test(cpuid, each_vcpu_its_apic_id)
 	cr_expect_eq(cpuid__find(c, 0xb, 1)->edx, 3);
 	cr_expect_eq(cpuid__find(c, 1, 0)->ebx & 0xff00, 0x0800,
 		     "CLFLUSH size kept");
+	free(c);
+}
+
+/* Over hosts each vCPU is a package of its own, sharing no cache: Linux
+ * (6.1) warns of a last-level cache shared across the SRAT's nodes, and
+ * takes that cache's ID from leaf 4 (Intel), 0x8000001d, or (AMD before
+ * family 0x17) the package or 0x8000001e's node ID. */
+Test(cpuid, over_hosts_a_package_per_vcpu)
+{
+	struct kvm_cpuid2 *c = supported();
+	struct cpuid_opts o = {.nr_vcpus = 4, .over_hosts = true};
+
+	cr_assert_eq(cpuid__shape(c, &o), 0);
+	struct kvm_cpuid_entry2 *core = cpuid__find(c, 0xb, 1);
+	cr_expect_eq(core->eax, 0, "the package is the whole APIC ID");
+	cr_expect_eq(core->ebx, 1);
+	struct kvm_cpuid_entry2 *l1 = cpuid__find(c, 1, 0);
+	cr_expect_eq((l1->ebx >> 16) & 0xff, 1);
+	cr_expect(!(l1->edx & CPUID_HTT));
+	for (uint32_t i = 0; i < 2; i++) {
+		uint32_t a = cpuid__find(c, 4, i)->eax;
+		cr_expect_eq(a >> 26, 0, "one core a package");
+		cr_expect_eq((a >> 14) & 0xfff, 0, "cache %u shared by 1", i);
+		cr_expect_eq(a & 0x3fff, i ? 0x163u : 0x121u, "type kept");
+	}
+	cr_expect_eq(cpuid__find(c, 0x8000001d, 0)->eax, 0x163);
+	cr_expect_eq(cpuid__find(c, 0x80000008, 0)->ecx & 0xf0ff, 0);
+	cpuid__for_vcpu(c, 3);
+	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
+	cr_expect_eq(t->eax, 3);
+	cr_expect_eq(t->ebx, 0, "one thread a core, core 0 of its package");
+	cr_expect_eq(t->ecx, 3, "its own node ID: its own die and cache");
+	free(c);
+}
+
+/* One host: caches shared as KVM said, within the one package. */
+Test(cpuid, one_host_caches_shared_within_the_package)
+{
+	struct kvm_cpuid2 *c = supported();
+	struct cpuid_opts o = {.nr_vcpus = 4};
+
+	cr_assert_eq(cpuid__shape(c, &o), 0);
+	cr_expect_eq((cpuid__find(c, 4, 1)->eax >> 14) & 0xfff, 3,
+		     "16 threads clamped to the package's 4");
+	cr_expect_eq((cpuid__find(c, 0x8000001d, 0)->eax >> 14) & 0xfff, 3);
+	cpuid__for_vcpu(c, 2);
+	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
+	cr_expect_eq(t->ebx, 2, "core 2");
+	cr_expect_eq(t->ecx, 0, "node 0");
 	free(c);
 }
 
