@@ -119,7 +119,7 @@ echo "SLOS-DEMO init after \$(cut -d' ' -f1 /proc/uptime) s of guest uptime"
 ${spread_args[@]+sleep 2 # the vCPUs go to their hosts now (--spread-when)}
 echo "SLOS-DEMO nproc=\$(nproc) cpuinfo=\$(grep -c ^processor /proc/cpuinfo) mem=\$(awk '/MemTotal/ {print \$2}' /proc/meminfo) kB"
 # The NUMA nodes the guest made of the SRAT (docs/acpi.md), and each CPU's;
-# a "sibling ... not on the same node" line would be a CPUID topology
+# a "... not on the same node" line would be a CPUID topology
 # (vmm/cpuid.c) at odds with them.
 cpus=
 for c in /sys/devices/system/cpu/cpu[0-9]*; do
@@ -127,7 +127,7 @@ for c in /sys/devices/system/cpu/cpu[0-9]*; do
 	cpus="\$cpus \${c##*/}:\${n##*/node}"
 done
 echo "SLOS-DEMO numa nodes=\$(ls -d /sys/devices/system/node/node[0-9]* 2>/dev/null | wc -l)\$cpus"
-dmesg | grep -E 'SRAT|SLIT|NUMA|Initmem setup|sibling' | sed 's/^/SLOS-NUMA /'
+dmesg | grep -E 'SRAT|SLIT|NUMA|Initmem setup|not on the same node' | sed 's/^/SLOS-NUMA /'
 echo "SLOS-DEMO \$ /demo/primes $LIMIT"
 /demo/primes $LIMIT
 echo "SLOS-DEMO primes rc=\$?"

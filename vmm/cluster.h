@@ -231,9 +231,11 @@ void cluster__eoi(struct vm *vm, uint8_t vector);
 int cluster__clock_filter(struct vm *vm);
 void cluster__wrmsr(struct vcpu *v);
 /* A state about to load here (an arrival, a restore) names its kvmclock
- * page, which becomes this host's own. */
+ * page, which becomes this host's own: 0, or negative errno if it could
+ * not (then loading the MSR makes KVM fault on the page at once, from the
+ * loading thread). */
 struct vcpu_state;
-void cluster__clock_state(struct vm *vm, const struct vcpu_state *s);
+int cluster__clock_state(struct vm *vm, const struct vcpu_state *s);
 /* A member's device raises its pin on host 0's IOAPIC (edge). */
 void cluster__irq(struct vm *vm, unsigned gsi);
 /* Host 0 (`slos ctl VM move-device DEV HOST`): move virtio device `dev`

@@ -62,13 +62,13 @@ int cluster__clock_filter(struct vm *vm)
 	return 0;
 }
 
-static void privatize(struct cluster *cl, uint64_t msr)
+static int privatize(struct cluster *cl, uint64_t msr)
 {
 	static atomic_bool warned;
 	int r;
 
 	if (!(msr & 1))
-		return;
+		return 0;
 	atomic_fetch_add(&cl->clock_msrs, 1);
 	atomic_store(&cl->clock_page, msr & ~0xfffULL);
 	r = dsm__privatize(&cl->dsm, msr & ~1ULL);
@@ -77,6 +77,7 @@ static void privatize(struct cluster *cl, uint64_t msr)
 			"slos: kvmclock page 0x%llx stays shared between "
 			"hosts: %s\n",
 			(unsigned long long)(msr & ~0xfffULL), strerror(-r));
+	return r;
 }
 
 void cluster__wrmsr(struct vcpu *v)
@@ -99,11 +100,14 @@ void cluster__wrmsr(struct vcpu *v)
 	run->msr.error = ioctl(v->fd, KVM_SET_MSRS, &m) != 1;
 }
 
-void cluster__clock_state(struct vm *vm, const struct vcpu_state *s)
+int cluster__clock_state(struct vm *vm, const struct vcpu_state *s)
 {
-	for (unsigned i = 0; vm->cl && i < s->nr_msrs; i++)
+	int r = 0;
+
+	for (unsigned i = 0; vm->cl && i < s->nr_msrs && !r; i++)
 		if (is_clock_msr(s->msrs[i].index))
-			privatize(vm->cl, s->msrs[i].data);
+			r = privatize(vm->cl, s->msrs[i].data);
+	return r;
 }
 
 void cluster_clock_stats(struct cluster *cl, FILE *f)

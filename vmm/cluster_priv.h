@@ -258,6 +258,10 @@ void ipi_frame(struct cluster *cl, unsigned from, const uint8_t *p,
 bool ipi_park(struct vcpu *v, bool fresh);
 /* A jump's state for id is here (CL_JUMP taken): hold what comes. */
 void ipi_arriving(struct cluster *cl, unsigned id);
+/* An arrival refused before ipi_handover_in (its state did not decode,
+ * or cannot load here): what came for it meanwhile goes back to `from`,
+ * as when that load fails without reading the copy. */
+void ipi_refused(struct vcpu *v, unsigned from);
 /* Load an arriving state, with what the copy and pend hold for it merged
  * in; on failure what they held goes back to host `from`. */
 int ipi_handover_in(struct vcpu *v, struct vcpu_state *s, bool in_trap,

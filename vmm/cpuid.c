@@ -112,7 +112,7 @@ static int topology(struct kvm_cpuid2 *c, unsigned cores, uint32_t max_basic)
 		e->ecx =
 		    (e->ecx & ~0xf0ffu) | (shift << 12) | ((cores - 1) & 0xff);
 	/* AMD's own topology leaf: one thread per core; cpuid__for_vcpu
-	 * numbers the cores, or (packages of one) the nodes. */
+	 * numbers the cores, or (over hosts, packages of one) the nodes. */
 	if ((e = cpuid__find(c, 0x8000001e, 0)))
 		e->eax = e->ebx = e->ecx = 0;
 	return 0;
@@ -159,11 +159,8 @@ int cpuid__shape(struct kvm_cpuid2 *c, const struct cpuid_opts *o)
 	return 0;
 }
 
-void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned id)
+void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned id, bool over_hosts)
 {
-	struct kvm_cpuid_entry2 *l1 = cpuid__find(c, 1, 0);
-	bool alone = !l1 || ((l1->ebx >> 16) & 0xff) <= 1;
-
 	for (unsigned i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 		if (e->function == 1)
@@ -175,8 +172,8 @@ void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned id)
 			 * before 0x17, its last-level cache) from the node
 			 * ID: packages of one CPU each have their own. */
 			e->eax = id;
-			e->ebx = alone ? 0 : id & 0xff;
-			e->ecx = alone ? id & 0xff : 0;
+			e->ebx = over_hosts ? 0 : id & 0xff;
+			e->ecx = over_hosts ? id & 0xff : 0;
 		}
 	}
 }

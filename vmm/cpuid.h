@@ -61,8 +61,9 @@ struct cpuid_opts {
  */
 int cpuid__shape(struct kvm_cpuid2 *c, const struct cpuid_opts *o);
 /* The same VM's CPUID for vCPU id: its APIC IDs (leaves 1, 0xb, 0x1f,
- * 0x8000001e) and AMD core or node ID. */
-void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned id);
+ * 0x8000001e) and AMD core or (over_hosts, as cpuid__shape was told)
+ * node ID. */
+void cpuid__for_vcpu(struct kvm_cpuid2 *c, unsigned id, bool over_hosts);
 struct kvm_cpuid_entry2 *cpuid__find(struct kvm_cpuid2 *c, uint32_t fn,
 				     uint32_t index);
 

@@ -31,6 +31,8 @@
 #include "vmm/snapshot.h"
 
 #define TRAP_SLOT 8
+#define MSR_KVM_WALL_CLOCK     0x11
+#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
 #define T_PML4	  0x0000
 #define T_PDPT	  0x1000
 #define T_PD	  0x2000
@@ -571,6 +573,19 @@ void ipi_arriving(struct cluster *cl, unsigned id)
 	pthread_mutex_unlock(&cl->vm->irq_lock);
 }
 
+void ipi_refused(struct vcpu *v, unsigned from)
+{
+	struct cluster *cl = v->vm->cl;
+	struct fwd f[257];
+	unsigned n;
+
+	pthread_mutex_lock(&cl->vm->irq_lock);
+	cl->ipi_state[v->id] = IPI_AWAY;
+	n = take_pend(cl, v->id, from, f);
+	pthread_mutex_unlock(&cl->vm->irq_lock);
+	send_all(cl, f, n);
+}
+
 /* What pend[] holds for the vCPU goes into its state's LAPIC (edge; an
  * IRR bit already set there coalesces, as in hardware). */
 static void merge(struct cluster *cl, unsigned id, struct vcpu_state *s)
@@ -590,6 +605,13 @@ static void merge(struct cluster *cl, unsigned id, struct vcpu_state *s)
  * Under the hold and irq_lock: what the copy holds (drain, into l: its
  * LAPIC as read) and pend go into s, which is loaded. held (if given):
  * pend as it was before the merge. -2 if the copy could not be read.
+ *
+ * Less kvmclock's wall clock: KVM answers its write by writing the wall
+ * time into the guest page it names, then and there, from this thread,
+ * under irq_lock; if another host has that page, the fault waits for the
+ * fabric thread, which waits for irq_lock to deliver an interrupt. The
+ * lab's spread boots deadlocked so (host 1's heartbeats stopped). The
+ * guest writes the MSR itself before each read of that page.
  */
 static int load_merged(struct vcpu *v, struct vcpu_state *s, bool in_trap,
 		       struct kvm_lapic_state *l, uint64_t held[4],
@@ -607,6 +629,8 @@ static int load_merged(struct vcpu *v, struct vcpu_state *s, bool in_trap,
 		*held_nmi = cl->ipi_nmi[v->id];
 	}
 	merge(cl, v->id, s);
+	vcpu__drop_msr(s, MSR_KVM_WALL_CLOCK);
+	vcpu__drop_msr(s, MSR_KVM_WALL_CLOCK_NEW);
 	return vcpu__load(v, s, why, len);
 }
 

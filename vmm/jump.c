@@ -27,9 +27,7 @@
 #include "vmm/snapshot.h"
 #include "vmm/trace.h"
 
-#define MSR_IA32_TSC	       0x10
-#define MSR_KVM_WALL_CLOCK     0x11
-#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
+#define MSR_IA32_TSC 0x10
 /* vcpu, seq, reason, pause time, boot tag; the balancer's back-off
  * (gap ms, the host it came from or ~0), which travels with the vCPU; its
  * generation (one more at each arrival: orders the hosts' CL_WHEREs). */
@@ -118,47 +116,39 @@ static bool run_on(struct vcpu *v)
 	return go;
 }
 
-/*
- * MSRs an arriving state carries that are not written here. The TSC:
- * every host's VM shows the guest one TSC (cluster__time_apply), and
- * writing the value the source read would step it back by the flight
- * time. kvmclock's wall clock: its write makes KVM write the wall time
- * into guest memory there and then, from this thread, which holds the
- * interrupt lock the fabric thread needs to bring that page if another
- * host has it; the lab's spread boots deadlocked so, their heartbeats
- * stopped. The guest read that page at boot and not since.
- */
-static bool left_out(uint32_t index)
-{
-	return index == MSR_IA32_TSC || index == MSR_KVM_WALL_CLOCK ||
-	       index == MSR_KVM_WALL_CLOCK_NEW;
-}
-
 static int load(struct vcpu *v, const uint8_t *p, size_t len, unsigned from,
 		char *why, size_t why_len)
 {
 	struct vcpu_state *s = malloc(sizeof(*s));
 	const char *bad;
-	int r = -1;
+	int r;
 
 	if (!s) {
 		snprintf(why, why_len, "out of memory");
-		return -1;
+		goto refused;
 	}
 	if (vcpu__state_decode(p, len, s, &bad)) {
 		snprintf(why, why_len, "%s", bad);
-		goto out;
+		goto refused;
 	}
-	for (unsigned i = 0; i < s->nr_msrs;)
-		if (left_out(s->msrs[i].index))
-			s->msrs[i] = s->msrs[--s->nr_msrs];
-		else
-			i++;
-	cluster__clock_state(v->vm, s);
+	/* Every host's VM shows the guest one TSC (cluster__time_apply):
+	 * writing the value the source read would step it back by the
+	 * flight time. */
+	vcpu__drop_msr(s, MSR_IA32_TSC);
+	r = cluster__clock_state(v->vm, s);
+	if (r) {
+		snprintf(why, why_len,
+			 "its kvmclock page cannot be this host's own: %s",
+			 strerror(-r));
+		goto refused;
+	}
 	r = ipi_handover_in(v, s, true, from, why, why_len);
-out:
 	free(s);
 	return r;
+refused:
+	ipi_refused(v, from);
+	free(s);
+	return -1;
 }
 
 /* The balancer's view of a vCPU that just arrived: counted afresh here,

@@ -233,8 +233,10 @@ int restore__load(struct vm *vm)
 				"time will drift\n",
 				khz, want);
 		/* Over hosts the kvmclock page is host 0's own, as if the
-		 * guest had just set it here (vmm/cluster_clock.c). */
-		cluster__clock_state(vm, &s->vcpus[i]);
+		 * guest had just set it here (vmm/cluster_clock.c); if it
+		 * cannot be, KVM's fault on it is served as any other (no
+		 * lock held here). */
+		(void)cluster__clock_state(vm, &s->vcpus[i]);
 		if (vcpu__load(v, &s->vcpus[i], err, sizeof(err)))
 			return fail(r->snap.dir, err);
 	}

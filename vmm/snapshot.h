@@ -152,6 +152,9 @@ int vcpu__save(struct vcpu *v, struct vcpu_state *s, char *err,
 	       size_t errlen);
 int vcpu__load(struct vcpu *v, const struct vcpu_state *s, char *err,
 	       size_t errlen);
+/* s without MSR index (the others in their order: KVM's, which the load
+ * follows). */
+void vcpu__drop_msr(struct vcpu_state *s, uint32_t index);
 /*
  * One vCPU's state as a jump carries it (vmm/vcpu_wire.c): the parts it
  * holds, LZ4-compressed (the 4 KiB XSAVE area is mostly zeros: ~2 KiB in

@@ -33,7 +33,7 @@ static int set_cpuid(struct vcpu *v)
 	if (!c)
 		return -ENOMEM;
 	memcpy(c, src, sz);
-	cpuid__for_vcpu(c, v->id);
+	cpuid__for_vcpu(c, v->id, v->vm->cfg.nhosts > 1);
 	r = ioctl(v->fd, KVM_SET_CPUID2, c);
 	free(c);
 	return r < 0 ? -errno : 0;

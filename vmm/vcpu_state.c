@@ -212,6 +212,16 @@ static int load_msrs(struct vcpu *v, const struct vcpu_state *s, char *err,
 	return 0;
 }
 
+void vcpu__drop_msr(struct vcpu_state *s, uint32_t index)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->nr_msrs; i++)
+		if (s->msrs[i].index != index)
+			s->msrs[n++] = s->msrs[i];
+	s->nr_msrs = n;
+}
+
 int vcpu__load(struct vcpu *v, const struct vcpu_state *s, char *err,
 	       size_t errlen)
 {

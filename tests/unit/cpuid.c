@@ -115,7 +115,7 @@ Test(cpuid, each_vcpu_its_apic_id)
 	struct cpuid_opts o = {.nr_vcpus = 4};
 
 	cr_assert_eq(cpuid__shape(c, &o), 0);
-	cpuid__for_vcpu(c, 3);
+	cpuid__for_vcpu(c, 3, false);
 	cr_expect_eq(cpuid__find(c, 1, 0)->ebx >> 24, 3);
 	cr_expect_eq(cpuid__find(c, 0xb, 0)->edx, 3);
 	cr_expect_eq(cpuid__find(c, 0xb, 1)->edx, 3);
@@ -148,7 +148,7 @@ Test(cpuid, over_hosts_a_package_per_vcpu)
 	}
 	cr_expect_eq(cpuid__find(c, 0x8000001d, 0)->eax, 0x163);
 	cr_expect_eq(cpuid__find(c, 0x80000008, 0)->ecx & 0xf0ff, 0);
-	cpuid__for_vcpu(c, 3);
+	cpuid__for_vcpu(c, 3, true);
 	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
 	cr_expect_eq(t->eax, 3);
 	cr_expect_eq(t->ebx, 0, "one thread a core, core 0 of its package");
@@ -166,9 +166,26 @@ Test(cpuid, one_host_caches_shared_within_the_package)
 	cr_expect_eq((cpuid__find(c, 4, 1)->eax >> 14) & 0xfff, 3,
 		     "16 threads clamped to the package's 4");
 	cr_expect_eq((cpuid__find(c, 0x8000001d, 0)->eax >> 14) & 0xfff, 3);
-	cpuid__for_vcpu(c, 2);
+	cpuid__for_vcpu(c, 2, false);
 	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
 	cr_expect_eq(t->ebx, 2, "core 2");
+	cr_expect_eq(t->ecx, 0, "node 0");
+	free(c);
+}
+
+/* One host with more vCPUs than leaf 1's 8-bit count holds: still one
+ * package, each vCPU a core of it. */
+Test(cpuid, one_host_200_vcpus_one_package)
+{
+	struct kvm_cpuid2 *c = supported();
+	struct cpuid_opts o = {.nr_vcpus = 200};
+
+	cr_assert_eq(cpuid__shape(c, &o), 0);
+	cr_expect_eq(cpuid__find(c, 0xb, 1)->eax, 8);
+	cr_expect_eq(cpuid__find(c, 0xb, 1)->ebx, 200);
+	cpuid__for_vcpu(c, 191, false);
+	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
+	cr_expect_eq(t->ebx, 191, "core 191");
 	cr_expect_eq(t->ecx, 0, "node 0");
 	free(c);
 }
