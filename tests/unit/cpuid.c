@@ -124,6 +124,18 @@ Test(cpuid, each_vcpu_its_apic_id)
 	free(c);
 }
 
+/* vCPU id's AMD topology leaf (0x8000001e): its extended APIC ID, and
+ * the core and node IDs want. */
+static void amd_ids(struct kvm_cpuid2 *c, unsigned id, bool over_hosts,
+		    uint32_t core, uint32_t node)
+{
+	cpuid__for_vcpu(c, id, over_hosts);
+	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
+	cr_expect_eq(t->eax, id);
+	cr_expect_eq(t->ebx, core, "one thread a core, core %u", core);
+	cr_expect_eq(t->ecx, node, "node %u", node);
+}
+
 /* Over hosts each vCPU is a package of its own, sharing no cache: Linux
  * (6.1) warns of a last-level cache shared across the SRAT's nodes, and
  * takes that cache's ID from leaf 4 (Intel), 0x8000001d, or (AMD before
@@ -148,11 +160,8 @@ Test(cpuid, over_hosts_a_package_per_vcpu)
 	}
 	cr_expect_eq(cpuid__find(c, 0x8000001d, 0)->eax, 0x163);
 	cr_expect_eq(cpuid__find(c, 0x80000008, 0)->ecx & 0xf0ff, 0);
-	cpuid__for_vcpu(c, 3, true);
-	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
-	cr_expect_eq(t->eax, 3);
-	cr_expect_eq(t->ebx, 0, "one thread a core, core 0 of its package");
-	cr_expect_eq(t->ecx, 3, "its own node ID: its own die and cache");
+	/* Its own node ID: its own die and cache. */
+	amd_ids(c, 3, true, 0, 3);
 	free(c);
 }
 
@@ -166,10 +175,7 @@ Test(cpuid, one_host_caches_shared_within_the_package)
 	cr_expect_eq((cpuid__find(c, 4, 1)->eax >> 14) & 0xfff, 3,
 		     "16 threads clamped to the package's 4");
 	cr_expect_eq((cpuid__find(c, 0x8000001d, 0)->eax >> 14) & 0xfff, 3);
-	cpuid__for_vcpu(c, 2, false);
-	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
-	cr_expect_eq(t->ebx, 2, "core 2");
-	cr_expect_eq(t->ecx, 0, "node 0");
+	amd_ids(c, 2, false, 2, 0);
 	free(c);
 }
 
@@ -183,10 +189,7 @@ Test(cpuid, one_host_200_vcpus_one_package)
 	cr_assert_eq(cpuid__shape(c, &o), 0);
 	cr_expect_eq(cpuid__find(c, 0xb, 1)->eax, 8);
 	cr_expect_eq(cpuid__find(c, 0xb, 1)->ebx, 200);
-	cpuid__for_vcpu(c, 191, false);
-	struct kvm_cpuid_entry2 *t = cpuid__find(c, 0x8000001e, 0);
-	cr_expect_eq(t->ebx, 191, "core 191");
-	cr_expect_eq(t->ecx, 0, "node 0");
+	amd_ids(c, 191, false, 191, 0);
 	free(c);
 }
 
