@@ -31,8 +31,6 @@
 #include "vmm/snapshot.h"
 
 #define TRAP_SLOT 8
-#define MSR_KVM_WALL_CLOCK     0x11
-#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
 #define T_PML4	  0x0000
 #define T_PDPT	  0x1000
 #define T_PD	  0x2000
@@ -51,6 +49,9 @@
 
 #define IPI_MAX_HOPS 16
 #define CL_IPI_LEN   8 /* vcpu, vector, nmi, hops, 0 */
+
+#define MSR_KVM_WALL_CLOCK     0x11
+#define MSR_KVM_WALL_CLOCK_NEW 0x4b564d00
 
 #define LAPIC_TPR      0x80
 #define LAPIC_SVR      0xf0
