@@ -48,17 +48,24 @@ static unsigned order(unsigned n)
 	return s;
 }
 
-/* The "threads sharing this cache - 1" field (EAX[25:14]) of each cache
- * that cpuid leaf fn (4, or AMD's 0x8000001d) lists, at most max. */
-static void cache_sharing(struct kvm_cpuid2 *c, uint32_t fn, uint32_t max)
+/* Each cache leaf fn (4, or AMD's 0x8000001d) lists: its "threads
+ * sharing it - 1" (EAX[25:14]) at most a package's, and for leaf 4 its
+ * "cores in the package - 1" (EAX[31:26]). */
+static void caches(struct kvm_cpuid2 *c, uint32_t fn, unsigned cores,
+		   unsigned shift)
 {
+	uint32_t max = (1u << shift) - 1;
 	struct kvm_cpuid_entry2 *e;
 
 	for (uint32_t i = 0;
 	     (e = cpuid__find(c, fn, i)) && e->index == i && (e->eax & 0x1f);
-	     i++)
+	     i++) {
+		if (fn == 4)
+			e->eax = (e->eax & 0x03ffffffu) |
+				 ((cores > 64 ? 63 : cores - 1) << 26);
 		if (((e->eax >> 14) & 0xfff) > max)
 			e->eax = (e->eax & ~(0xfffu << 14)) | max << 14;
+	}
 }
 
 /*
@@ -101,13 +108,8 @@ static int topology(struct kvm_cpuid2 *c, unsigned cores, uint32_t max_basic)
 		else
 			e->edx &= ~CPUID_HTT;
 	}
-	for (uint32_t i = 0;
-	     (e = cpuid__find(c, 4, i)) && e->index == i && (e->eax & 0x1f);
-	     i++)
-		e->eax = (e->eax & 0x03ffffffu) |
-			 ((cores > 64 ? 63 : cores - 1) << 26);
-	cache_sharing(c, 4, (1u << shift) - 1);
-	cache_sharing(c, 0x8000001d, (1u << shift) - 1);
+	caches(c, 4, cores, shift);
+	caches(c, 0x8000001d, cores, shift);
 	if ((e = cpuid__find(c, 0x80000008, 0)))
 		e->ecx =
 		    (e->ecx & ~0xf0ffu) | (shift << 12) | ((cores - 1) & 0xff);
