@@ -92,8 +92,19 @@ if ! command -v -- "$1" >/dev/null 2>&1; then
 	exit 127
 fi
 
-qemu=$(command -v qemu-system-x86_64 || true)
-[ -n "$qemu" ] || { err "no qemu-system-x86_64 (package qemu-system-x86; run scripts/install-deps.sh)"; exit 2; }
+# Debian 12's QEMU with a fix for a race that loses interrupts (built once,
+# cached: scripts/build-lab-qemu.sh); SLOS_LAB_QEMU names another. The
+# firmware is Debian's, from the qemu-system-x86 package.
+command -v qemu-system-x86_64 >/dev/null || { err "no qemu-system-x86_64 (package qemu-system-x86; run scripts/install-deps.sh)"; exit 2; }
+qemu=${SLOS_LAB_QEMU:-}
+if [ -z "$qemu" ]; then
+	qemu=$("$ROOT/scripts/build-lab-qemu.sh") || { err "no lab QEMU (scripts/build-lab-qemu.sh failed; SLOS_LAB_QEMU=$(command -v qemu-system-x86_64) runs Debian's, which wedges now and then)"; exit 2; }
+fi
+[ -x "$qemu" ] || { err "SLOS_LAB_QEMU=$qemu: not an executable"; exit 2; }
+firmware=()
+for d in /usr/share/qemu /usr/share/seabios /usr/lib/ipxe/qemu; do
+	[ -d "$d" ] && firmware+=(-L "$d")
+done
 busybox=/bin/busybox
 [ -x "$busybox" ] || { err "no $busybox (package busybox-static; run scripts/install-deps.sh)"; exit 2; }
 
@@ -244,12 +255,23 @@ idle=
 # A periodic tick that QEMU itself re-arms. QEMU's TCG (7.2 to 10.1) can
 # lose an interrupt sent to a CPU while it enters its nested guest (an
 # unlocked update of the CPU's interrupt_request in its VMRUN, fixed in
-# QEMU 10.2): the IPI stays pending and the CPU runs the guest on, never
-# re-polled, while another CPU waits for it, and the lab wedges. Every tick
-# of a periodic local APIC timer polls the CPU's interrupts again, so a
-# lost one is taken within a tick (docs/lab.md).
+# QEMU 10.2 and in the lab's own build of 7.2): the IPI stays pending and
+# the CPU runs the guest on, never re-polled, while another CPU waits for
+# it, and the lab wedges. Every tick of a periodic local APIC timer polls
+# the CPU's interrupts again, so a lost one is taken within a tick
+# (docs/lab.md). Kept with the fixed QEMU too: SLOS_LAB_QEMU may name one
+# without it, and the tick's cost is small.
 tick=${SLOS_LAB_TICK-nohz=off highres=off}
-append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr $idle $tick loglevel=4 $lab_kvm slos_lab_syms=$cache/kallsyms-$rel ${SLOS_LAB_APPEND:-}"
+# SLOS_LAB_CLOCK="tsc=reliable clocksource=tsc": the TSC as the lab
+# kernel's clock, as a server's. Then its KVM keeps a master clock, the
+# guests' kvmclock is stable (PVCLOCK_TSC_STABLE_BIT), and a guest's clock
+# reads stop writing one global word (pvclock's last_value) that a guest
+# over hosts made every CPU fetch over the DSM. Not the default: in 2 of
+# 15 spread torture runs in such a lab the lab's kernel took a timer
+# interrupt inside a timer interrupt with interrupts off, and died
+# (docs/lab.md).
+clock=${SLOS_LAB_CLOCK-}
+append="console=ttyS0 panic=-1 oops=panic mitigations=off nokaslr $idle $tick $clock loglevel=4 $lab_kvm slos_lab_syms=$cache/kallsyms-$rel ${SLOS_LAB_APPEND:-}"
 
 # Lab host h (0: the one that runs CMD) with its run directory d; more
 # QEMU options after d. In the background; its pid in $!.
@@ -268,7 +290,7 @@ lab_start() {
 		[ "$h" = 0 ] || extra+=(-monitor "tcp:10.98.0.254:$((7200 + h)),server,nowait")
 	fi
 	${ns:+ip netns exec "$ns"} setpriv --pdeathsig KILL -- "$qemu" \
-		-accel "$accel" -cpu "$cpu_model" -smp "$cpus" -m "${mem_mib}M" \
+		"${firmware[@]}" -accel "$accel" -cpu "$cpu_model" -smp "$cpus" -m "${mem_mib}M" \
 		-nodefaults -no-user-config -display none -no-reboot \
 		-kernel "$kernel" -initrd "$initrd" \
 		-append "$append slos_lab_run=$d $*" \
@@ -416,6 +438,18 @@ for c in range(cpus):
 PY
 }
 
+# Where QEMU's own threads were (its vCPU threads: in a helper, waiting
+# for the big lock, in the TB loop), through gdb when there is one; the
+# whole dump is kept in build/lab/wedge-PID.txt.
+qemu_threads() {
+	local pid=$1 f=$cache/wedge-$1.txt
+	command -v gdb >/dev/null || return 0
+	timeout 60 gdb -p "$pid" -batch -ex "thread apply all bt 16" >"$f" 2>&1 || true
+	echo "    QEMU's threads (the whole dump: $f):"
+	awk '/^Thread / { n = 0; print "    " $0; next } /^#/ && n++ < 6 { print "      " $0 }' "$f" |
+		grep -v 'qemu_thread_start\|start_thread\|clone3' | cut -c1-160
+}
+
 t0=$SECONDS
 booted=0
 while kill -0 "$qpid" 2>/dev/null; do
@@ -425,6 +459,7 @@ while kill -0 "$qpid" 2>/dev/null; do
 	if [ "$booted" = 1 ] && wedged "$run"; then
 		report "the lab's kernel stopped: no heartbeat for $wedge s (a lab failure, not '$*''s); its CPUs:"
 		cpu_state >&2
+		qemu_threads "$qpid" >&2
 		exit 125
 	fi
 	for ((h = 1; h < hosts; h++)); do

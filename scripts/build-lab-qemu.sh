@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# scripts/build-lab-qemu.sh: builds the lab's QEMU and prints its path.
+#
+# Debian 12's own QEMU (7.2, with all of Debian's patches) plus
+# scripts/lab-qemu.patch, which makes TCG's updates of a CPU's pending
+# interrupts atomic: without it, a VMRUN on one emulated CPU can wipe out
+# an IPI another CPU sends it at the same moment, and the lab wedges
+# (docs/lab.md, "The lab's wedges"). Upstream fixed it in QEMU 10.2, which
+# Debian 12 does not have; QEMU 10.x as a lab also failed to boot Debian's
+# stock kernel as a nested guest (it panics before its console is up).
+#
+# The sources come from deb.debian.org, checked against the hashes below.
+# Only qemu-system-x86_64 is built (TCG, 9p, no UI): ~3 minutes on 2 CPUs.
+# The result is cached under build/lab, keyed by the sources and the patch;
+# the firmware is Debian's (seabios, ipxe-qemu, qemu-system-data, which
+# qemu-system-x86 brings), passed with -L by scripts/lab.sh.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+err() { echo "build-lab-qemu: $*" >&2; }
+
+ver=7.2+dfsg
+rev=7+deb12u18
+orig=qemu_$ver.orig.tar.xz
+deb=qemu_$ver-$rev.debian.tar.xz
+orig_sha=91aca71520040edc40b8d437aa3004dae614f58e286cf653ee8996c07af2962f
+deb_sha=28a1c86310ee53b6bf1854cffe6f6be6ed29a08db7d05759f8ac57b8d6a6cb2f
+pool=${SLOS_DEBIAN_MIRROR:-https://deb.debian.org/debian}/pool/main/q/qemu
+
+cache=$ROOT/build/lab
+key=$( { echo "$orig_sha $deb_sha"; cat "$ROOT/scripts/lab-qemu.patch" "$0"; } | sha256sum | cut -c1-12)
+out=$cache/qemu-$key/qemu-system-x86_64
+mkdir -p "$cache"
+
+# One build at a time (two labs may start at once); the second finds it.
+exec 9>"$cache/qemu.lock"
+flock 9
+if [ -x "$out" ]; then
+	echo "$out"
+	exit 0
+fi
+
+for t in curl meson ninja pkg-config cc flex bison; do
+	command -v "$t" >/dev/null || { err "no $t (run scripts/install-deps.sh)"; exit 2; }
+done
+work=$(mktemp -d "$cache/qemu-build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+fetch() {
+	local f=$1 sha=$2
+	if [ ! -s "$cache/$f" ] || ! echo "$sha  $cache/$f" | sha256sum -c --quiet 2>/dev/null; then
+		err "fetching $f"
+		curl -sSfL --retry 3 -o "$cache/$f.tmp" "$pool/$f" || { err "cannot fetch $pool/$f"; exit 2; }
+		mv "$cache/$f.tmp" "$cache/$f"
+	fi
+	echo "$sha  $cache/$f" | sha256sum -c --quiet || { err "$f: wrong SHA-256"; rm -f "$cache/$f"; exit 2; }
+}
+fetch "$orig" "$orig_sha"
+fetch "$deb" "$deb_sha"
+
+err "building QEMU $ver-$rev + scripts/lab-qemu.patch (TCG, x86_64 only; a few minutes, once)"
+tar xf "$cache/$orig" -C "$work"
+src=$work/qemu-7.2.0
+tar xf "$cache/$deb" -C "$src"
+while read -r p; do
+	case "$p" in '' | '#'*) continue ;; esac
+	patch -d "$src" -p1 -s <"$src/debian/patches/$p" || { err "Debian's $p did not apply"; exit 2; }
+done <"$src/debian/patches/series"
+patch -d "$src" -p1 -s <"$ROOT/scripts/lab-qemu.patch" || { err "scripts/lab-qemu.patch did not apply"; exit 2; }
+# Debian's source has no firmware blobs; none is built or installed here.
+sed -i 's/^if unpack_edk2_blobs$/if false/' "$src/pc-bios/meson.build"
+
+mkdir -p "$src/build"
+if ! (cd "$src/build" && ../configure --meson="$(command -v meson)" \
+	--target-list=x86_64-softmmu --disable-docs --disable-werror \
+	--enable-virtfs --disable-gtk --disable-sdl --disable-vnc \
+	--disable-opengl --disable-guest-agent --disable-tools \
+	--disable-install-blobs) >"$work/configure.log" 2>&1; then
+	tail -n 20 "$work/configure.log" >&2
+	err "configure failed"
+	exit 2
+fi
+if ! ninja -C "$src/build" qemu-system-x86_64 >"$work/build.log" 2>&1; then
+	grep -E 'error|FAILED' "$work/build.log" | head -n 20 >&2
+	err "the build failed"
+	exit 2
+fi
+mkdir -p "${out%/*}.tmp"
+cp "$src/build/qemu-system-x86_64" "${out%/*}.tmp/"
+rm -rf "${out%/*}"
+mv "${out%/*}.tmp" "${out%/*}"
+find "$cache" -maxdepth 1 -name 'qemu-*' -type d ! -name "qemu-$key" ! -name 'qemu-build.*' -exec rm -rf {} +
+echo "$out"
