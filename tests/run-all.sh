@@ -84,12 +84,6 @@ kind=$(scripts/kvm.sh kind) || exit 1
 # The Linux guests (cached after the first build); their tests skip with a
 # message if this fails, and the failure counts.
 check linux-guest-build scripts/build-linux-guest.sh build/linux
-# The lab's QEMU (built once, cached), before any test's clock runs: the
-# lab runs the KVM tests where there is no /dev/kvm, and the stock
-# kernel's end-to-end runs under PVM.
-case "$kind" in
-lab | pvm) check lab-qemu-build scripts/build-lab-qemu.sh ;;
-esac
 for b in build/tests/unit/*; do
 	[ -x "$b" ] && crit "unit-$(basename "$b")" "$b"
 done

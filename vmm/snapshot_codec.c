@@ -13,6 +13,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "vmm/cpuid.h"
 #include "vmm/snapshot.h"
 
 #define STATE_MAGIC "SLOSSTAT"
@@ -636,13 +637,19 @@ int snapshot__check_cpu(const struct snap_manifest *snap,
 			    h->reg == s->reg)
 				have = h->val;
 		}
-		if (s->val & ~have)
+		uint32_t lack = s->val & ~have;
+		/* HTT says how slos shaped the VM (one package, or a package
+		 * per vCPU over hosts: cpuid__shape), not what the CPU can
+		 * do: a VM saved on one host restores over several. */
+		if (s->leaf == 1 && s->reg == 3)
+			lack &= ~CPUID_HTT;
+		if (lack)
 			return bad(err, errlen,
 				   "this host's CPU lacks features the "
 				   "snapshot's guest saw: CPUID %08x.%u %s "
 				   "bits %08x",
 				   s->leaf, s->sub, reg_names[s->reg & 3],
-				   s->val & ~have);
+				   lack);
 	}
 	return 0;
 }

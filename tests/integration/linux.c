@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "tests/integration/harness.h"
@@ -323,13 +324,21 @@ static void stock_user_space(const char *vcpus, const char *hosts,
 	if (access(guest("stock-vmlinuz"), R_OK) ||
 	    access(guest("stock-initramfs.cpio"), R_OK))
 		cr_skip_test("no build/linux/stock-vmlinuz");
+	/* In the lab (a DSM fault 1-2 ms) a stock kernel whose CPUs sit on
+	 * different hosts from boot does not reach init in 600 s
+	 * (docs/performance.md): there the vCPUs stay on host 0 and only
+	 * the RAM is over the hosts. Elsewhere they go round the hosts. */
+	char map[16] = "0";
+	for (int i = 1; i < atoi(vcpus) && i < 8; i++)
+		strcat(map, ",0");
+	bool spread = !getenv("SLOS_IN_LAB");
 	/* Without hosts, the NULL in place of --local-hosts ends the list. */
 	harness__run(&r, 600, NULL, "run", "--kernel", guest("stock-vmlinuz"),
 		     "--initrd", guest("stock-initramfs.cpio"), "--vcpus",
 		     vcpus, "--mem", "512M", "--stats", "--cmdline",
 		     "console=ttyS0 panic=-1 loglevel=4",
 		     hosts ? "--local-hosts" : NULL, hosts, "--mem-map", memmap,
-		     NULL);
+		     spread ? NULL : "--vcpu-map", map, NULL);
 	cr_expect_eq(r.status, 0, "status %d after %.0fs:\n%s", r.status,
 		     r.secs, r.out);
 	cr_expect(harness__has(&r, "SLOS-GUEST-UP"), "%s", r.out);
