@@ -476,6 +476,7 @@ while kill -0 "$qpid" 2>/dev/null; do
 		if wedged "$run/h$h"; then
 			report "lab host $h's kernel stopped: no heartbeat for $wedge s (a lab failure, not '$*''s); its CPUs:"
 			cpu_state "$run/h$h/monitor" >&2
+			qemu_threads "${mpids[h - 1]}" >&2
 			exit 125
 		fi
 	done
