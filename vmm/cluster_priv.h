@@ -156,6 +156,7 @@ struct cluster {
 	 * each vCPU runs here, is away, or is held between hosts, and what
 	 * comes for a held one waits in pend (vectors) and nmi. */
 	uint8_t *trap;
+	bool trap_ro; /* its code and tables in a read-only slot */
 	uint8_t ipi_state[VM_MAX_VCPUS];
 	uint64_t ipi_pend[VM_MAX_VCPUS][4];
 	bool ipi_nmi[VM_MAX_VCPUS];

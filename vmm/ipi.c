@@ -148,26 +148,54 @@ static void trap_tables(uint8_t *t)
 	put64(t + T_GDT + 32, tss >> 32);
 }
 
+/*
+ * Two slots: the code and tables read-only, so a guest vCPU on this host
+ * that writes there (the range is in no e820 entry, but nothing stops a
+ * write) gets an ignored MMIO write, as on a ROM, and the parked copies
+ * keep working; the stacks, which the CPU writes at every interrupt,
+ * writable. A KVM without read-only slots gets one writable slot.
+ */
+static int trap_slot(struct vm *vm, unsigned slot, uint64_t off, uint64_t len,
+		     uint8_t *t, bool ro)
+{
+	struct kvm_userspace_memory_region r = {
+	    .slot = slot,
+	    .flags = ro ? KVM_MEM_READONLY : 0,
+	    .guest_phys_addr = TRAP_GPA + off,
+	    .memory_size = len,
+	    .userspace_addr = (uintptr_t)t + off,
+	};
+
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno
+								    : 0;
+}
+
 int ipi_setup(struct vm *vm)
 {
 	struct cluster *cl = vm->cl;
 	uint8_t *t = mmap(NULL, TRAP_SIZE, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int e;
 
 	if (t == MAP_FAILED)
 		return -errno;
 	trap_tables(t);
 	trap_code(t);
-	struct kvm_userspace_memory_region r = {
-	    .slot = TRAP_SLOT,
-	    .guest_phys_addr = TRAP_GPA,
-	    .memory_size = TRAP_SIZE,
-	    .userspace_addr = (uintptr_t)t,
-	};
-	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
-		int e = errno;
+	cl->trap_ro =
+	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
+	if (cl->trap_ro) {
+		e = mprotect(t, T_STACKS, PROT_READ) < 0 ? -errno : 0;
+		if (!e)
+			e = trap_slot(vm, TRAP_SLOT, 0, T_STACKS, t, true);
+		if (!e)
+			e = trap_slot(vm, TRAP_SLOT + 1, T_STACKS,
+				      TRAP_SIZE - T_STACKS, t, false);
+	} else {
+		e = trap_slot(vm, TRAP_SLOT, 0, TRAP_SIZE, t, false);
+	}
+	if (e) {
 		munmap(t, TRAP_SIZE);
-		return -e;
+		return e;
 	}
 	cl->trap = t;
 	for (unsigned i = 0; i < vm->cfg.nr_vcpus; i++)
@@ -746,11 +774,13 @@ void ipi_stats(struct cluster *cl, FILE *f)
 	fprintf(f,
 		"slos: host %u interrupts for other hosts' vCPUs: caught %llu, "
 		"sent %llu, received %llu, injected %llu, held for a jump "
-		"%llu, lost %llu\n",
+		"%llu, lost %llu; trap %s\n",
 		cl->self, (unsigned long long)cl->ipi_caught,
 		(unsigned long long)cl->ipi_sent,
 		(unsigned long long)cl->ipi_in,
 		(unsigned long long)cl->ipi_delivered,
 		(unsigned long long)cl->ipi_queued,
-		(unsigned long long)cl->ipi_lost);
+		(unsigned long long)cl->ipi_lost,
+		cl->trap_ro ? "read-only"
+			    : "writable (KVM has no read-only slots)");
 }

@@ -480,6 +480,39 @@ HOSTS_TEST(ipi_pingpong_3_hlt)
 		 "waiting by hlt, jumps 0+0");
 }
 
+/*
+ * The guest writes int3 over host 0's trap (vmm/ipi.c: TRAP_GPA, its
+ * 256 KiB) before the pings, which vCPU 1's copy on host 0 takes there.
+ * The code and tables are a read-only slot: the writes are dropped (only
+ * the stacks, from 0x8000 on, take them) and every round comes back.
+ */
+HOSTS_TEST(ipi_trap_scribbled)
+{
+	static const char cmdline[] =
+	    "test=ipi-pingpong rounds=100 scribble=0xfe000000 "
+	    "scribble_len=0x40000";
+	struct run r;
+
+	harness__run(&r, RUN_TIMEOUT * harness__time_scale(), NULL, "run",
+		     "--kernel", harness__testos(), "--local-hosts", "2",
+		     "--vcpus", "2", "--vcpu-map", "0,1", "--stats",
+		     "--cmdline", cmdline, NULL);
+	cr_log_info("%s over 2 hosts: %.1f s", cmdline, r.secs);
+	if (harness__has(&r, "trap writable")) {
+		run_free(&r, "slos");
+		cr_skip_test("this KVM has no read-only memory slots");
+	}
+	cr_expect_eq(r.status, 0, "status %d after %.1f s:\n%s", r.status,
+		     r.secs, r.out);
+	cr_expect(harness__has(&r, "TEST ipi-pingpong PASS"), "%s", r.out);
+	cr_expect(harness__has(&r, "scribbled 262144 bytes at 0xfe000000, "
+				   "28672 words kept"),
+		  "the stacks alone should keep the writes:\n%s", r.out);
+	cr_expect(harness__has(&r, "lost 0; trap read-only"), "%s", r.out);
+	run_free(&r, "slos");
+	expect_no_leftovers("after the run", true);
+}
+
 /* Both vCPUs keep jumping round 3 hosts while they ping-pong: IPIs chase
  * vCPUs on their way and LAPICs change hands under them. */
 HOSTS_TEST(ipi_chase_3)

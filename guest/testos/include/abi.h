@@ -74,7 +74,11 @@
 #define SYS_PARK 5 /* stop this CPU for good (cli; hlt) */
 #define SYS_WAIT 6 /* (u64 *p, v): if *p == v, sti; hlt until an interrupt */
 #define SYS_TICK 7 /* (period_ns): periodic VEC_TICK timer, 0 stops */
-#define SYS_NR	 8
+/* (addr, len, u64 pattern): store pattern over the 8-byte words of
+ * [addr, addr + len) from ring 0, with no check, as a misbehaving kernel
+ * would; returns how many read back as written. */
+#define SYS_FILL 8
+#define SYS_NR	 9
 
 #define SYS_EBADCALL (-1L)
 

@@ -45,6 +45,17 @@ static uint32_t in_port(uint16_t port, uint64_t size)
 	return v;
 }
 
+static long fill(volatile uint64_t *p, uint64_t n, uint64_t pat)
+{
+	long kept = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = pat;
+	for (uint64_t i = 0; i < n; i++)
+		kept += p[i] == pat;
+	return kept;
+}
+
 static void sys_call(struct trap_frame *f)
 {
 	long ret = 0;
@@ -77,6 +88,9 @@ static void sys_call(struct trap_frame *f)
 		break;
 	case SYS_TICK:
 		lapic_tick((uint32_t)f->rdi);
+		break;
+	case SYS_FILL:
+		ret = fill((volatile uint64_t *)f->rdi, f->rsi / 8, f->rdx);
 		break;
 	default:
 		ret = SYS_EBADCALL;

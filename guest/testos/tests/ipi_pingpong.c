@@ -7,6 +7,9 @@
  * hop=K (a VM over hosts): both CPUs keep moving to the next host, CPU 1
  * after every K pings it answered, CPU 0 every K rounds, so IPIs chase
  * vCPUs that are on their way; a lost one fails the round.
+ * scribble=ADDR scribble_len=LEN: first CPU 0 writes int3 bytes over
+ * [ADDR, ADDR + LEN) from ring 0 (a VM over hosts: the VMM's trap, where
+ * the parked copy of CPU 1 on CPU 0's host takes the pings).
  */
 #include "test.h"
 
@@ -61,6 +64,14 @@ static int ipi_pingpong(struct tctx *t)
 	if (!v)
 		return tfail(t, "no RAM for %lu samples", rounds);
 	ipi_reply_apic = shared.cpu_apic[0];
+	if (targ("scribble", 0)) {
+		uint64_t len = targ("scribble_len", 4096);
+		long kept = usys(SYS_FILL, (long)targ("scribble", 0), (long)len,
+				 (long)0xccccccccccccccccULL);
+		tprintf("ipi-pingpong: scribbled %lu bytes at 0x%lx, %ld "
+			"words kept\n",
+			len, targ("scribble", 0), kept);
+	}
 	for (uint64_t r = 0; r < rounds + WARMUP; r++) {
 		uint64_t want = ipi_pongs + 1, deadline = deadline_in_ms(5000);
 		uint64_t t0 = rdtsc_ordered();
@@ -102,4 +113,5 @@ static int ipi_pingpong(struct tctx *t)
 }
 
 TESTOS_TEST("ipi-pingpong", ipi_pingpong,
-	    "rounds= hlt= hop= IPI round trips cpu0<->cpu1, p50/p99");
+	    "rounds= hlt= hop= scribble= scribble_len= IPI round trips "
+	    "cpu0<->cpu1, p50/p99");
