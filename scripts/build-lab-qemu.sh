@@ -2,16 +2,18 @@
 # scripts/build-lab-qemu.sh: builds the lab's QEMU and prints its path.
 #
 # Debian 12's own QEMU (7.2, with all of Debian's patches) plus
-# scripts/lab-qemu.patch, which makes TCG's updates of a CPU's pending
-# interrupts atomic: without it, a VMRUN on one emulated CPU can wipe out
-# an IPI another CPU sends it at the same moment, and the lab wedges
-# (docs/lab.md, "The lab's wedges"). Upstream fixed it in QEMU 10.2, which
-# Debian 12 does not have; QEMU 10.x as a lab also failed to boot Debian's
-# stock kernel as a nested guest (it panics before its console is up).
-# Not the lab's default yet: a lab on it still wedged once (docs/lab.md);
-# SLOS_LAB_QEMU=build makes scripts/lab.sh use it. Needs curl, patch,
-# meson, ninja-build, libglib2.0-dev, libpixman-1-dev, libcap-ng-dev and
-# libattr1-dev.
+# scripts/lab-qemu.patch, two TCG fixes: TCG's updates of a CPU's pending
+# interrupts made atomic (without it, a VMRUN on one emulated CPU can wipe
+# out an IPI another CPU sends it at the same moment, and the lab wedges),
+# and the flags kept right when a SETcc to memory faults (without it, the
+# program resumes with wrong flags: a wrong branch in any process of the
+# lab, its kernel or a nested guest). docs/lab.md has both. Upstream
+# fixed them by QEMU 10.2, which Debian 12 does not have; QEMU 10.x as a
+# lab also failed to boot Debian's stock kernel as a nested guest (it
+# panics before its console is up). scripts/lab.sh runs it by default
+# (SLOS_LAB_QEMU=debian: Debian's binary). Needs curl, patch, meson,
+# ninja-build, libglib2.0-dev, libpixman-1-dev, libcap-ng-dev and
+# libattr1-dev (scripts/install-deps.sh installs them).
 #
 # The sources come from deb.debian.org, checked against the hashes below.
 # Only qemu-system-x86_64 is built (TCG, 9p, no UI): ~3 minutes on 2 CPUs.
