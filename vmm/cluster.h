@@ -236,6 +236,10 @@ void cluster__wrmsr(struct vcpu *v);
  * loading thread). */
 struct vcpu_state;
 int cluster__clock_state(struct vm *vm, const struct vcpu_state *s);
+/* Kernel options that make a Linux guest over hosts keep time with the
+ * TSC where this host's kvmclock has no stable bit (vmm/cluster_tsc.c),
+ * each followed by a space; "" elsewhere. */
+const char *cluster__guest_clock(struct vm *vm);
 /* A member's device raises its pin on host 0's IOAPIC (edge). */
 void cluster__irq(struct vm *vm, unsigned gsi);
 /* Host 0 (`slos ctl VM move-device DEV HOST`): move virtio device `dev`

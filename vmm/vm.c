@@ -191,11 +191,12 @@ static char *full_cmdline(struct vm *vm)
 	const char *hosts = vm->cfg.nhosts > 1
 				? "nopvspin no-kvmapf no-kvmclock-vsyscall "
 				: "";
+	const char *clock = cluster__guest_clock(vm);
 	char *s;
 
 	/* The user's options come last so that they win. */
-	if (asprintf(&s, "%s%s%s%s", extra, *extra ? " " : "", hosts, user) <
-	    0)
+	if (asprintf(&s, "%s%s%s%s%s", extra, *extra ? " " : "", hosts, clock,
+		     user) < 0)
 		return NULL;
 	return s;
 }
