@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# scripts/build-lab-qemu.sh: builds the lab's QEMU and prints its path.
+# scripts/build-lab-qemu.sh [irq]: builds the lab's QEMU and prints its path.
 #
 # Debian 12's own QEMU (7.2, with all of Debian's patches) plus
-# scripts/lab-qemu.patch, two TCG fixes: TCG's updates of a CPU's pending
-# interrupts made atomic (without it, a VMRUN on one emulated CPU can wipe
-# out an IPI another CPU sends it at the same moment, and the lab wedges),
-# and the flags kept right when a SETcc to memory faults (without it, the
-# program resumes with wrong flags: a wrong branch in any process of the
-# lab, its kernel or a nested guest). docs/lab.md has both. Upstream
-# fixed them by QEMU 10.2, which Debian 12 does not have; QEMU 10.x as a
-# lab also failed to boot Debian's stock kernel as a nested guest (it
-# panics before its console is up). scripts/lab.sh runs it by default
-# (SLOS_LAB_QEMU=debian: Debian's binary). Needs curl, patch, meson,
+# scripts/lab-qemu-flags.patch: a SETcc to memory that faults no longer
+# resumes with wrong flags (without it any program of the lab, its kernel
+# or a nested guest can take a wrong branch; docs/lab.md). The lab's
+# default (scripts/lab.sh; SLOS_LAB_QEMU=debian runs Debian's binary).
+# With `irq` (SLOS_LAB_QEMU=build-irq), scripts/lab-qemu-irq.patch too:
+# TCG's updates of a CPU's pending interrupts made atomic, against a race
+# that loses IPIs; labs on it still wedged, in another shape, so it is
+# opt-in. Upstream fixed both by QEMU 10.2, which Debian 12 does not have;
+# QEMU 10.x as a lab failed to boot Debian's stock kernel as a nested
+# guest (it panics before its console is up). Needs curl, patch, meson,
 # ninja-build, libglib2.0-dev, libpixman-1-dev, libcap-ng-dev and
 # libattr1-dev (scripts/install-deps.sh installs them).
 #
 # The sources come from deb.debian.org, checked against the hashes below.
 # Only qemu-system-x86_64 is built (TCG, 9p, no UI): ~3 minutes on 2 CPUs.
-# The result is cached under build/lab, keyed by the sources and the patch;
+# The result is cached under build/lab, keyed by the sources and patches;
 # the firmware is Debian's (seabios, ipxe-qemu, qemu-system-data, which
 # qemu-system-x86 brings), passed with -L by scripts/lab.sh.
 set -euo pipefail
@@ -33,9 +33,14 @@ orig_sha=91aca71520040edc40b8d437aa3004dae614f58e286cf653ee8996c07af2962f
 deb_sha=28a1c86310ee53b6bf1854cffe6f6be6ed29a08db7d05759f8ac57b8d6a6cb2f
 pool=${SLOS_DEBIAN_MIRROR:-https://deb.debian.org/debian}/pool/main/q/qemu
 
+case "${1:-}" in
+'') variant=flags patches=(lab-qemu-flags.patch) ;;
+irq) variant=irq patches=(lab-qemu-flags.patch lab-qemu-irq.patch) ;;
+*) err "usage: build-lab-qemu.sh [irq]"; exit 2 ;;
+esac
 cache=$ROOT/build/lab
-key=$( { echo "$orig_sha $deb_sha"; cat "$ROOT/scripts/lab-qemu.patch" "$0"; } | sha256sum | cut -c1-12)
-out=$cache/qemu-$key/qemu-system-x86_64
+key=$( { echo "$orig_sha $deb_sha"; for p in "${patches[@]}"; do cat "$ROOT/scripts/$p"; done; cat "$0"; } | sha256sum | cut -c1-12)
+out=$cache/qemu-$variant-$key/qemu-system-x86_64
 mkdir -p "$cache"
 
 # One build at a time (two labs may start at once); the second finds it.
@@ -64,7 +69,7 @@ fetch() {
 fetch "$orig" "$orig_sha"
 fetch "$deb" "$deb_sha"
 
-err "building QEMU $ver-$rev + scripts/lab-qemu.patch (TCG, x86_64 only; a few minutes, once)"
+err "building QEMU $ver-$rev + ${patches[*]} (TCG, x86_64 only; a few minutes, once)"
 tar xf "$cache/$orig" -C "$work"
 src=$work/qemu-7.2.0
 tar xf "$cache/$deb" -C "$src"
@@ -72,7 +77,9 @@ while read -r p; do
 	case "$p" in '' | '#'*) continue ;; esac
 	patch -d "$src" -p1 -s <"$src/debian/patches/$p" || { err "Debian's $p did not apply"; exit 2; }
 done <"$src/debian/patches/series"
-patch -d "$src" -p1 -s <"$ROOT/scripts/lab-qemu.patch" || { err "scripts/lab-qemu.patch did not apply"; exit 2; }
+for p in "${patches[@]}"; do
+	patch -d "$src" -p1 -s <"$ROOT/scripts/$p" || { err "scripts/$p did not apply"; exit 2; }
+done
 # Debian's source has no firmware blobs; none is built or installed here.
 sed -i 's/^if unpack_edk2_blobs$/if false/' "$src/pc-bios/meson.build"
 
@@ -95,5 +102,7 @@ mkdir -p "${out%/*}.tmp"
 cp "$src/build/qemu-system-x86_64" "${out%/*}.tmp/"
 rm -rf "${out%/*}"
 mv "${out%/*}.tmp" "${out%/*}"
-find "$cache" -maxdepth 1 -name 'qemu-*' -type d ! -name "qemu-$key" ! -name 'qemu-build.*' -exec rm -rf {} +
+# Older builds of this variant (and of the single-patch days) go.
+find "$cache" -maxdepth 1 -name 'qemu-*' -type d ! -name "qemu-$variant-$key" \
+	! -name 'qemu-build.*' ! -name "qemu-$([ $variant = irq ] && echo flags || echo irq)-*" -exec rm -rf {} +
 echo "$out"

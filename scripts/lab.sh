@@ -92,19 +92,21 @@ if ! command -v -- "$1" >/dev/null 2>&1; then
 	exit 127
 fi
 
-# The lab's QEMU: Debian 12's own 7.2 rebuilt with two TCG fixes
+# The lab's QEMU: Debian 12's own 7.2 rebuilt with a TCG fix
 # (scripts/build-lab-qemu.sh: once, a few minutes, cached under build/lab):
-# Debian's binary loses IPIs and resumes a faulting SETcc with wrong flags
-# (docs/lab.md). SLOS_LAB_QEMU=debian runs Debian's binary as it is, any
-# other value names a QEMU to run. A build that fails (no network, no
-# build tools) falls back to Debian's binary, with a warning. The
-# firmware is Debian's, from the qemu-system-x86 package.
+# Debian's binary resumes a faulting SETcc with wrong flags (docs/lab.md).
+# SLOS_LAB_QEMU=debian runs Debian's binary as it is, build-irq the
+# rebuild with the interrupt fix too, any other value names a QEMU. A
+# build that fails (no network, no build tools) falls back to Debian's
+# binary, with a warning. The firmware is Debian's (qemu-system-x86).
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || { err "no qemu-system-x86_64 (package qemu-system-x86; run scripts/install-deps.sh)"; exit 2; }
 case "${SLOS_LAB_QEMU:-build}" in
 debian) ;;
-build)
-	if built=$("$ROOT/scripts/build-lab-qemu.sh"); then
+build | build-irq)
+	variant=()
+	[ "${SLOS_LAB_QEMU:-}" = build-irq ] && variant=(irq)
+	if built=$("$ROOT/scripts/build-lab-qemu.sh" "${variant[@]}"); then
 		qemu=$built
 	else
 		err "warning: scripts/build-lab-qemu.sh failed; the lab runs Debian's QEMU, with its TCG bugs (docs/lab.md)"
@@ -113,7 +115,8 @@ build)
 *) qemu=$SLOS_LAB_QEMU ;;
 esac
 case $qemu in
-"$ROOT"/build/lab/qemu-*) qemu_label="QEMU 7.2 + scripts/lab-qemu.patch" ;;
+"$ROOT"/build/lab/qemu-flags-*) qemu_label="QEMU 7.2 + lab-qemu-flags.patch" ;;
+"$ROOT"/build/lab/qemu-irq-*) qemu_label="QEMU 7.2 + lab-qemu-flags.patch + lab-qemu-irq.patch" ;;
 *) qemu_label="QEMU $qemu" ;;
 esac
 [ -x "$qemu" ] || { err "SLOS_LAB_QEMU=$qemu: not an executable"; exit 2; }
