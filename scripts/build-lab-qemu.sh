@@ -8,7 +8,7 @@
 # default (scripts/lab.sh; SLOS_LAB_QEMU=debian runs Debian's binary).
 # With `irq` (SLOS_LAB_QEMU=build-irq), scripts/lab-qemu-irq.patch too:
 # TCG's updates of a CPU's pending interrupts made atomic, against a race
-# that loses IPIs; labs on it still wedged, in another shape, so it is
+# that loses IPIs; labs on it still wedged as the default does, so it is
 # opt-in. Upstream fixed both by QEMU 10.2, which Debian 12 does not have;
 # QEMU 10.x as a lab failed to boot Debian's stock kernel as a nested
 # guest (it panics before its console is up). Needs curl, patch, meson,
