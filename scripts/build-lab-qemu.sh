@@ -4,14 +4,15 @@
 # Debian 12's own QEMU (7.2, with all of Debian's patches) plus
 # scripts/lab-qemu-flags.patch: a SETcc to memory that faults no longer
 # resumes with wrong flags (without it any program of the lab, its kernel
-# or a nested guest can take a wrong branch; docs/lab.md). The lab's
-# default (scripts/lab.sh; SLOS_LAB_QEMU=debian runs Debian's binary).
+# or a nested guest can take a wrong branch; docs/lab.md). Opt-in
+# (SLOS_LAB_QEMU=build): labs on it wedged or died where Debian's binary,
+# the lab's default, passed.
 # With `irq` (SLOS_LAB_QEMU=build-irq), scripts/lab-qemu-irq.patch too:
 # TCG's updates of a CPU's pending interrupts made atomic, against a race
-# that loses IPIs; labs on it still wedged as the default does, so it is
-# opt-in. Upstream fixed both by QEMU 10.2, which Debian 12 does not have;
-# QEMU 10.x as a lab failed to boot Debian's stock kernel as a nested
-# guest (it panics before its console is up). Needs curl, patch, meson,
+# that loses IPIs; labs on it still wedged. Upstream fixed both by QEMU
+# 10.2, which Debian 12 does not have; QEMU 10.x as a lab failed to boot
+# Debian's stock kernel as a nested guest (it panics before its console
+# is up). Needs curl, patch, meson,
 # ninja-build, libglib2.0-dev, libpixman-1-dev, libcap-ng-dev and
 # libattr1-dev (scripts/install-deps.sh installs them).
 #

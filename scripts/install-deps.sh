@@ -19,7 +19,7 @@ pkgs=(
 	# the lab, where /dev/kvm is absent (scripts/lab.sh): QEMU TCG and the
 	# stock kernel whose kvm-amd runs on its emulated SVM
 	qemu-system-x86 linux-image-amd64
-	# the lab's QEMU, Debian's 7.2 rebuilt with a TCG fix
+	# SLOS_LAB_QEMU=build: Debian's QEMU 7.2 rebuilt with a TCG fix
 	# (scripts/build-lab-qemu.sh)
 	curl patch meson ninja-build libglib2.0-dev libpixman-1-dev
 	libcap-ng-dev libattr1-dev

@@ -92,16 +92,16 @@ if ! command -v -- "$1" >/dev/null 2>&1; then
 	exit 127
 fi
 
-# The lab's QEMU: Debian 12's own 7.2 rebuilt with a TCG fix
-# (scripts/build-lab-qemu.sh: once, a few minutes, cached under build/lab):
-# Debian's binary resumes a faulting SETcc with wrong flags (docs/lab.md).
-# SLOS_LAB_QEMU=debian runs Debian's binary as it is, build-irq the
-# rebuild with the interrupt fix too, any other value names a QEMU. A
-# build that fails (no network, no build tools) falls back to Debian's
-# binary, with a warning. The firmware is Debian's (qemu-system-x86).
+# The lab's QEMU: Debian's binary. SLOS_LAB_QEMU=build runs Debian 12's
+# 7.2 rebuilt with a fix for a TCG bug (a faulting SETcc resumes with
+# wrong flags; scripts/build-lab-qemu.sh: once, a few minutes, cached under
+# build/lab), build-irq with an interrupt fix too, any other value names
+# a QEMU. Not the default: labs on the rebuild wedged or died where
+# Debian's binary passed (docs/lab.md). A build that fails falls back to
+# Debian's binary, with a warning. The firmware is Debian's.
 qemu=$(command -v qemu-system-x86_64 || true)
 [ -n "$qemu" ] || { err "no qemu-system-x86_64 (package qemu-system-x86; run scripts/install-deps.sh)"; exit 2; }
-case "${SLOS_LAB_QEMU:-build}" in
+case "${SLOS_LAB_QEMU:-debian}" in
 debian) ;;
 build | build-irq)
 	variant=()
