@@ -103,7 +103,7 @@ mkdir -p "${out%/*}.tmp"
 cp "$src/build/qemu-system-x86_64" "${out%/*}.tmp/"
 rm -rf "${out%/*}"
 mv "${out%/*}.tmp" "${out%/*}"
-# Older builds of this variant (and of the single-patch days) go.
-find "$cache" -maxdepth 1 -name 'qemu-*' -type d ! -name "qemu-$variant-$key" \
-	! -name 'qemu-build.*' ! -name "qemu-$([ $variant = irq ] && echo flags || echo irq)-*" -exec rm -rf {} +
+# Older builds of this variant, and of the one-patch days (qemu-KEY), go.
+find "$cache" -maxdepth 1 -type d \( -name "qemu-$variant-*" -o -name 'qemu-????????????' \) \
+	! -name "qemu-$variant-$key" ! -name 'qemu-build.*' -exec rm -rf {} +
 echo "$out"

@@ -15,7 +15,6 @@
  * guest could not calibrate the TSC). Not under PVM, whose guests need
  * kvmclock (docs/pvm.md); not on one host, where the word never moves.
  */
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>

@@ -148,28 +148,6 @@ static void trap_tables(uint8_t *t)
 	put64(t + T_GDT + 32, tss >> 32);
 }
 
-/*
- * Two slots: the code and tables read-only, so a guest vCPU on this host
- * that writes there (the range is in no e820 entry, but nothing stops a
- * write) gets an ignored MMIO write, as on a ROM, and the parked copies
- * keep working; the stacks, which the CPU writes at every interrupt,
- * writable. A KVM without read-only slots gets one writable slot.
- */
-static int trap_slot(struct vm *vm, unsigned slot, uint64_t off, uint64_t len,
-		     uint8_t *t, bool ro)
-{
-	struct kvm_userspace_memory_region r = {
-	    .slot = slot,
-	    .flags = ro ? KVM_MEM_READONLY : 0,
-	    .guest_phys_addr = TRAP_GPA + off,
-	    .memory_size = len,
-	    .userspace_addr = (uintptr_t)t + off,
-	};
-
-	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno
-								    : 0;
-}
-
 int ipi_setup(struct vm *vm)
 {
 	struct cluster *cl = vm->cl;
@@ -181,17 +159,25 @@ int ipi_setup(struct vm *vm)
 		return -errno;
 	trap_tables(t);
 	trap_code(t);
+	/* Two slots: the code and tables read-only, so a guest vCPU on this
+	 * host that writes there (the range is in no e820 entry, but nothing
+	 * stops a write) makes an MMIO write no device claims, dropped as on
+	 * a ROM, and the parked copies keep working; the stacks, which the
+	 * CPU writes at every interrupt, writable. A KVM without read-only
+	 * slots gets one writable slot. */
 	cl->trap_ro =
 	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) > 0;
 	if (cl->trap_ro) {
 		e = mprotect(t, T_STACKS, PROT_READ) < 0 ? -errno : 0;
 		if (!e)
-			e = trap_slot(vm, TRAP_SLOT, 0, T_STACKS, t, true);
+			e = vm__memslot(vm, TRAP_SLOT, TRAP_GPA, T_STACKS, t,
+					true);
 		if (!e)
-			e = trap_slot(vm, TRAP_SLOT + 1, T_STACKS,
-				      TRAP_SIZE - T_STACKS, t, false);
+			e = vm__memslot(vm, TRAP_SLOT + 1, TRAP_GPA + T_STACKS,
+					TRAP_SIZE - T_STACKS, t + T_STACKS,
+					false);
 	} else {
-		e = trap_slot(vm, TRAP_SLOT, 0, TRAP_SIZE, t, false);
+		e = vm__memslot(vm, TRAP_SLOT, TRAP_GPA, TRAP_SIZE, t, false);
 	}
 	if (e) {
 		munmap(t, TRAP_SIZE);

@@ -92,16 +92,24 @@ out:
 	return buf;
 }
 
-static int add_slot(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t len)
+int vm__memslot(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t len,
+		void *hva, bool ro)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = slot,
-		.guest_phys_addr = gpa,
-		.memory_size = len,
-		.userspace_addr = (uintptr_t)vm->mem.hva + gpa,
+	    .slot = slot,
+	    .flags = ro ? KVM_MEM_READONLY : 0,
+	    .guest_phys_addr = gpa,
+	    .memory_size = len,
+	    .userspace_addr = (uintptr_t)hva,
 	};
 
-	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+	return ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno
+								    : 0;
+}
+
+static int add_slot(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t len)
+{
+	return vm__memslot(vm, slot, gpa, len, vm->mem.hva + gpa, false);
 }
 
 static int kvm_setup(struct vm *vm)

@@ -152,6 +152,10 @@ void vm__stop(struct vm *vm, int status, const char *why);
 /* Join every thread; returns the exit status. */
 int vm__wait(struct vm *vm);
 void vm__exit(struct vm *vm);
+/* Map [gpa, gpa + len) of guest memory to hva (KVM_MEM_READONLY if ro):
+ * 0, or negative errno. */
+int vm__memslot(struct vm *vm, unsigned slot, uint64_t gpa, uint64_t len,
+		void *hva, bool ro);
 /* --stats (at the end) and `slos stat` (live): counts and histograms. */
 void vm__print_stats(struct vm *vm, FILE *f);
 /*

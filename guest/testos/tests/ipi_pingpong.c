@@ -64,13 +64,14 @@ static int ipi_pingpong(struct tctx *t)
 	if (!v)
 		return tfail(t, "no RAM for %lu samples", rounds);
 	ipi_reply_apic = shared.cpu_apic[0];
-	if (targ("scribble", 0)) {
+	uint64_t at = targ("scribble", 0);
+	if (at) {
 		uint64_t len = targ("scribble_len", 4096);
-		long kept = usys(SYS_FILL, (long)targ("scribble", 0), (long)len,
+		long kept = usys(SYS_FILL, (long)at, (long)len,
 				 (long)0xccccccccccccccccULL);
 		tprintf("ipi-pingpong: scribbled %lu bytes at 0x%lx, %ld "
 			"words kept\n",
-			len, targ("scribble", 0), kept);
+			len, at, kept);
 	}
 	for (uint64_t r = 0; r < rounds + WARMUP; r++) {
 		uint64_t want = ipi_pongs + 1, deadline = deadline_in_ms(5000);
